@@ -1,0 +1,197 @@
+"""`Encoder` and `Decoder`: stacks of `EncoderLayer` / `DecoderLayer`.
+
+Legend: B batch, T target length, S source length, N heads, H head size, D model width,
+L number of layers.
+"""
+
+import keras
+import tensorflow as tf
+
+from tf_distill.layers.transformer_layers import DecoderLayer, EncoderLayer
+from tf_distill.layers.validation import check_dropout, check_heads_divide, check_positive
+
+
+class _Stack(keras.layers.Layer):
+    """Shared arguments of the two stacks. A pre-norm stack ends with a final LayerNorm."""
+
+    layer_class = None
+
+    def __init__(
+        self,
+        num_layers,
+        hidden_dim,
+        num_heads,
+        intermediate_dim,
+        dropout=0.0,
+        activation="gelu",
+        normalize_first=True,
+        layer_norm_epsilon=1e-5,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        check_positive(num_layers=num_layers, intermediate_dim=intermediate_dim)
+        check_heads_divide(hidden_dim, num_heads)
+        check_dropout(dropout)
+        self.num_layers = num_layers
+        self.hidden_dim = hidden_dim
+        self.num_heads = num_heads
+        self.intermediate_dim = intermediate_dim
+        self.dropout = dropout
+        self.activation = keras.activations.get(activation)
+        self.normalize_first = normalize_first
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.transformer_layers = [
+            self.layer_class(
+                hidden_dim=hidden_dim,
+                num_heads=num_heads,
+                intermediate_dim=intermediate_dim,
+                dropout=dropout,
+                activation=self.activation,
+                normalize_first=normalize_first,
+                layer_norm_epsilon=layer_norm_epsilon,
+                dtype=self.dtype_policy,
+                name=f"layer_{i}",
+            )
+            for i in range(num_layers)
+        ]
+        self.final_norm = None
+        if normalize_first:
+            self.final_norm = keras.layers.LayerNormalization(
+                epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="final_norm"
+            )
+
+    def _finish(self, x):
+        return self.final_norm(x) if self.final_norm is not None else x
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_layers": self.num_layers,
+                "hidden_dim": self.hidden_dim,
+                "num_heads": self.num_heads,
+                "intermediate_dim": self.intermediate_dim,
+                "dropout": self.dropout,
+                "activation": keras.activations.serialize(self.activation),
+                "normalize_first": self.normalize_first,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tf_distill")
+class Encoder(_Stack):
+    """`num_layers` encoder layers (plus a final LayerNorm when pre-norm).
+
+    Args: `num_layers` and those of `EncoderLayer`.
+
+    Call arguments:
+        inputs: (B, S, D) embedded source.
+        padding_mask: (B, S) boolean, True for real tokens.
+        training: whether dropout is active.
+
+    Returns:
+        (B, S, D) encoder output.
+    """
+
+    layer_class = EncoderLayer
+
+    def build(self, inputs_shape, padding_mask_shape=None):
+        for layer in self.transformer_layers:
+            layer.build(inputs_shape)
+        if self.final_norm is not None:
+            self.final_norm.build(inputs_shape)
+        self.built = True
+
+    def call(self, inputs, padding_mask=None, training=None):
+        x = inputs
+        for layer in self.transformer_layers:
+            x = layer(x, padding_mask=padding_mask, training=training)
+        return self._finish(x)
+
+
+@keras.saving.register_keras_serializable(package="tf_distill")
+class Decoder(_Stack):
+    """`num_layers` decoder layers (plus a final LayerNorm when pre-norm).
+
+    For incremental decoding pass `self_attention_cache` (B, L, 2, T_max, N, H) and
+    `self_attention_cache_update_index`, and optionally `cross_attention_cache`
+    (B, L, 2, S, N, H) from `compute_cross_attention_cache`; the call then returns
+    `(output, self_attention_cache)`.
+
+    Args: `num_layers` and those of `DecoderLayer`.
+
+    Call arguments:
+        decoder_sequence: (B, T, D) embedded target.
+        encoder_sequence: (B, S, D) encoder output.
+        decoder_padding_mask: (B, T) boolean.
+        encoder_padding_mask: (B, S) boolean.
+        training: whether dropout is active.
+        self_attention_cache, self_attention_cache_update_index, cross_attention_cache:
+            see above.
+
+    Returns:
+        (B, T, D) tensor, or `(output, self_attention_cache)` with a cache.
+    """
+
+    layer_class = DecoderLayer
+
+    def build(self, decoder_sequence_shape, encoder_sequence_shape=None, *args, **kwargs):
+        for layer in self.transformer_layers:
+            layer.build(decoder_sequence_shape, encoder_sequence_shape)
+        if self.final_norm is not None:
+            self.final_norm.build(decoder_sequence_shape)
+        self.built = True
+
+    def empty_self_attention_cache(self, batch_size, max_length, dtype="float32"):
+        """Zeros of shape (B, L, 2, T_max, N, H) for incremental decoding."""
+        head = self.hidden_dim // self.num_heads
+        return tf.zeros(
+            tf.stack([batch_size, self.num_layers, 2, max_length, self.num_heads, head]),
+            dtype=dtype,
+        )
+
+    def compute_cross_attention_cache(self, encoder_sequence):
+        """Projects the encoder output once per layer: (B, L, 2, S, N, H)."""
+        return tf.stack(
+            [
+                layer.cross_attention.compute_key_value_cache(encoder_sequence)
+                for layer in self.transformer_layers
+            ],
+            axis=1,
+        )
+
+    def call(
+        self,
+        decoder_sequence,
+        encoder_sequence,
+        decoder_padding_mask=None,
+        encoder_padding_mask=None,
+        training=None,
+        self_attention_cache=None,
+        self_attention_cache_update_index=None,
+        cross_attention_cache=None,
+    ):
+        x = decoder_sequence
+        new_caches = []
+        for i, layer in enumerate(self.transformer_layers):
+            layer_cache = None if self_attention_cache is None else self_attention_cache[:, i]
+            cross_cache = None if cross_attention_cache is None else cross_attention_cache[:, i]
+            x = layer(
+                x,
+                encoder_sequence,
+                decoder_padding_mask=decoder_padding_mask,
+                encoder_padding_mask=encoder_padding_mask,
+                training=training,
+                self_attention_cache=layer_cache,
+                self_attention_cache_update_index=self_attention_cache_update_index,
+                cross_attention_cache=cross_cache,
+            )
+            if layer_cache is not None:
+                x, layer_cache = x
+                new_caches.append(layer_cache)
+        x = self._finish(x)
+        if self_attention_cache is not None:
+            return x, tf.stack(new_caches, axis=1)
+        return x
