@@ -27,6 +27,7 @@ def assert_config_round_trip(layer):
 
 def assert_keras_file_round_trip(model, inputs, tmp_path, new_process=True):
     """Saves `model` to `.keras`, reloads it (in a fresh process too) and compares outputs."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "model.keras"
     model.save(path)
     expected = keras.ops.convert_to_numpy(model(inputs, training=False))
