@@ -123,7 +123,7 @@ def test_one_fit_step_each():
     before = [w.copy() for w in model.get_weights()]
     history = model.fit(inputs, targets, epochs=1, batch_size=8, verbose=0)
     assert np.isfinite(history.history["loss"][0])
-    assert any(np.abs(a - b).max() > 0 for a, b in zip(before, model.get_weights()))
+    assert any(np.abs(a - b).max() > 0 for a, b in zip(before, model.get_weights(), strict=True))
 
     classifier = build_classifier(V, 3, L, **SMALL)
     classifier.compile(
