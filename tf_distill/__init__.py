@@ -30,6 +30,8 @@ _LAZY = {
     "models": "tf_distill.models",
     "build_transformer": "tf_distill.models",
     "build_classifier": "tf_distill.models",
+    "Distiller": "tf_distill.distiller",
+    "losses": "tf_distill.losses",
 }
 # Modules whose import registers every serializable tf_distill class with Keras.
 _REGISTERING_MODULES = ("tf_distill.layers",)

@@ -1,0 +1,194 @@
+import keras
+import numpy as np
+import pytest
+
+from tests.helpers import random_token_ids
+from tests.test_losses import numpy_reference
+from tf_distill import Distiller
+from tf_distill.models import build_classifier, build_transformer
+
+V, L = 30, 12
+
+
+def seq2seq_data(seed=0, batch=8, src=7, tgt=6):
+    rng = np.random.default_rng(seed)
+    encoder = random_token_ids(rng, batch, src, V, min_length=2)
+    target = random_token_ids(rng, batch, tgt, V, min_length=1)
+    decoder = np.concatenate([np.full((batch, 1), 2, "int32"), target[:, :-1]], axis=1)
+    decoder[target == 0] = 0
+    return {"encoder_token_ids": encoder, "decoder_token_ids": decoder}, target
+
+
+@pytest.fixture(scope="module")
+def models():
+    keras.utils.set_random_seed(0)
+    teacher = build_transformer(V, L, 2, 2, 32, 64, dropout=0.3)
+    student = build_transformer(V, L, 1, 2, 16, 32, dropout=0.0)
+    return teacher, student
+
+
+def test_evaluate_loss_matches_numpy_reference(models):
+    teacher, student = models
+    x, y = seq2seq_data(1)
+    for alpha, temperature in [(0.5, 2.0), (0.1, 4.0), (1.0, 1.0)]:
+        distiller = Distiller(teacher, student, alpha=alpha, temperature=temperature)
+        distiller.compile(optimizer="sgd")
+        result = distiller.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
+        zs = student(x, training=False).numpy()
+        zt = teacher(x, training=False).numpy()
+        loss, ce, kd = numpy_reference(y, zs, zt, alpha, temperature)
+        np.testing.assert_allclose(result["loss"], loss, rtol=1e-4)
+        np.testing.assert_allclose(result["student_loss"], ce, rtol=1e-4)
+        np.testing.assert_allclose(result["distillation_loss"], kd, rtol=1e-4)
+        accuracy = (zs.argmax(-1) == y)[y != 0].mean()
+        np.testing.assert_allclose(result["token_accuracy"], accuracy, atol=1e-6)
+
+
+def test_appending_padding_leaves_loss_unchanged(models):
+    teacher, student = models
+    distiller = Distiller(teacher, student)
+    distiller.compile(optimizer="sgd")
+    x, y = seq2seq_data(2)
+    base = distiller.evaluate(x, y, verbose=0, return_dict=True)
+    x_pad = {k: np.pad(v, ((0, 0), (0, 4))) for k, v in x.items()}
+    padded = distiller.evaluate(x_pad, np.pad(y, ((0, 0), (0, 4))), verbose=0, return_dict=True)
+    for key in ("loss", "student_loss", "distillation_loss", "token_accuracy"):
+        np.testing.assert_allclose(padded[key], base[key], rtol=1e-5)
+
+
+def test_kl_is_zero_when_student_is_the_teacher():
+    keras.utils.set_random_seed(3)
+    teacher = build_transformer(V, L, 1, 2, 16, 32, dropout=0.2)
+    student = keras.Model.from_config(teacher.get_config())
+    student.set_weights(teacher.get_weights())
+    distiller = Distiller(teacher, student, temperature=3.0)
+    distiller.compile(optimizer="sgd")
+    result = distiller.evaluate(*seq2seq_data(3), verbose=0, return_dict=True)
+    assert abs(result["distillation_loss"]) < 1e-6
+    assert result["student_loss"] > 1.0
+
+
+def test_teacher_is_frozen_and_runs_without_dropout(models):
+    teacher, student = models
+    x, y = seq2seq_data(4)
+    np.testing.assert_array_equal(teacher(x, training=False), teacher(x, training=False))
+    before = [w.copy() for w in teacher.get_weights()]
+    student_before = [w.copy() for w in student.get_weights()]
+    distiller = Distiller(teacher, student, alpha=0.0)
+    # Learning rate 0: the student does not move either, so two steps on one batch give the
+    # same distillation loss only if the teacher is deterministic (dropout 0.3 is off).
+    distiller.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0))
+    first = distiller.train_on_batch(x, y, return_dict=True)
+    second = distiller.train_on_batch(x, y, return_dict=True)
+    assert first["distillation_loss"] == second["distillation_loss"]
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-2))
+    distiller.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    for a, b in zip(before, teacher.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(
+        np.abs(a - b).max() > 0 for a, b in zip(student_before, student.get_weights(), strict=True)
+    )
+    assert not teacher.trainable
+    assert len(distiller.trainable_weights) == len(student.trainable_weights)
+
+
+def test_fit_reduces_loss_with_callbacks_and_jit(models):
+    _, student = models
+    keras.utils.set_random_seed(5)
+    teacher = build_transformer(V, L, 1, 2, 16, 32, dropout=0.0)
+    x, y = seq2seq_data(5, batch=16)
+    distiller = Distiller(teacher, keras.Model.from_config(student.get_config()))
+    distiller.compile(optimizer=keras.optimizers.Adam(5e-3), jit_compile=True)
+    seen = []
+    history = distiller.fit(
+        x,
+        y,
+        epochs=4,
+        batch_size=8,
+        verbose=0,
+        validation_data=(x, y),
+        callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: seen.append(e))],
+    )
+    assert seen == [0, 1, 2, 3]
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert {"val_loss", "val_token_accuracy", "val_distillation_loss"} <= set(history.history)
+
+
+def test_class_logits_with_integer_labels():
+    keras.utils.set_random_seed(6)
+    teacher = build_classifier(V, 4, L, 1, 2, 16, 32)
+    student = build_classifier(V, 4, L, 1, 2, 8, 16)
+    rng = np.random.default_rng(6)
+    x = {"token_ids": random_token_ids(rng, 12, 8, V)}
+    labels = rng.integers(0, 4, size=12)
+    distiller = Distiller(teacher, student, alpha=0.3, temperature=2.0)
+    distiller.compile(optimizer="adam")
+    result = distiller.evaluate(x, labels, verbose=0, return_dict=True)
+    zs = student(x, training=False).numpy()
+    zt = teacher(x, training=False).numpy()
+    # Class label 0 is a real class, not padding: the reference counts every row.
+    loss = numpy_reference(labels, zs, zt, 0.3, 2.0, pad=-1)[0]
+    np.testing.assert_allclose(result["loss"], loss, rtol=1e-4)
+    assert "accuracy" in result and "token_accuracy" not in result
+    history = distiller.fit(x, labels[:, None], epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_mixed_precision_student():
+    keras.utils.set_random_seed(7)
+    teacher = build_transformer(V, L, 1, 2, 16, 32)
+    student = build_transformer(V, L, 1, 2, 16, 32, dtype="mixed_float16")
+    assert student.get_layer("decoder").compute_dtype == "float16"
+    assert student.outputs[0].dtype == "float32"
+    distiller = Distiller(teacher, student)
+    distiller.compile(optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam()))
+    history = distiller.fit(*seq2seq_data(7), epochs=2, verbose=0)
+    assert all(np.isfinite(v) for v in history.history["loss"])
+
+
+def test_without_teacher_is_plain_masked_cross_entropy(models):
+    _, student = models
+    x, y = seq2seq_data(8)
+    trainer = Distiller(None, student, alpha=1.0)
+    trainer.compile(optimizer="sgd")
+    result = trainer.evaluate(x, y, verbose=0, return_dict=True)
+    zs = student(x, training=False).numpy()
+    np.testing.assert_allclose(result["loss"], numpy_reference(y, zs, zs, 1.0, 1.0)[1], rtol=1e-4)
+    assert result["distillation_loss"] == 0.0
+
+
+def test_call_returns_student_logits_and_save_refuses(models, tmp_path):
+    teacher, student = models
+    distiller = Distiller(teacher, student)
+    x, _ = seq2seq_data(9)
+    np.testing.assert_array_equal(distiller(x), student(x))
+    with pytest.raises(ValueError, match=r"distiller.student.save"):
+        distiller.save(tmp_path / "d.keras")
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(alpha=1.5), r"`alpha` must be a number in \[0, 1\]"),
+        (dict(alpha=-0.1), r"`alpha` must be a number in \[0, 1\]"),
+        (dict(temperature=0), "`temperature` must be a positive number"),
+        (dict(temperature="hot"), "`temperature` must be a positive number"),
+    ],
+)
+def test_bad_arguments(models, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Distiller(*models, **kwargs)
+
+
+def test_mismatched_models_are_rejected(models):
+    teacher, _ = models
+    with pytest.raises(ValueError, match="must agree in rank and vocabulary"):
+        Distiller(teacher, build_transformer(V + 1, L, 1, 2, 16, 32))
+    with pytest.raises(ValueError, match="must agree in rank and vocabulary"):
+        Distiller(teacher, build_classifier(V, 3, L, 1, 2, 16, 32))
+    with pytest.raises(ValueError, match="`student` must be a keras.Model"):
+        Distiller(teacher, "student.keras")
+    with pytest.raises(ValueError, match="Without a teacher `alpha` must be 1"):
+        Distiller(None, teacher, alpha=0.5)
+    with pytest.raises(ValueError, match="do not pass `loss`"):
+        Distiller(*models).compile(optimizer="adam", loss="mse")

@@ -1,0 +1,79 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_distill import losses
+
+
+def log_softmax(z):
+    z = z - z.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def numpy_reference(y, zs, zt, alpha, temperature, pad=0):
+    """The objective of ../shared/DESIGN.md written plainly in float64 NumPy."""
+    zs, zt = zs.astype("float64"), zt.astype("float64")
+    real = y != pad
+    ls = log_softmax(zs)
+    ce = -np.take_along_axis(ls, y[..., None], -1)[..., 0]
+    lt, lst = log_softmax(zt / temperature), log_softmax(zs / temperature)
+    kd = temperature**2 * (np.exp(lt) * (lt - lst)).sum(-1)
+    ce_mean, kd_mean = ce[real].mean(), kd[real].mean()
+    return alpha * ce_mean + (1 - alpha) * kd_mean, ce_mean, kd_mean
+
+
+@pytest.mark.parametrize("length", [1, 4, 9])
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
+@pytest.mark.parametrize("temperature", [1.0, 2.5])
+def test_loss_matches_numpy_with_padding(length, alpha, temperature):
+    rng = np.random.default_rng(length)
+    batch, vocab = 3, 11
+    y = rng.integers(1, vocab, size=(batch, length))
+    y[0, max(1, length // 2) :] = 0  # padding in one row
+    zs = rng.normal(size=(batch, length, vocab)).astype("float32") * 3
+    zt = rng.normal(size=(batch, length, vocab)).astype("float32") * 3
+    got = losses.distillation_loss(y, tf.constant(zs), tf.constant(zt), alpha, temperature)
+    want = numpy_reference(y, zs, zt, alpha, temperature)
+    np.testing.assert_allclose([float(v) for v in got], want, rtol=1e-5, atol=1e-6)
+
+
+def test_pad_logits_do_not_matter():
+    rng = np.random.default_rng(0)
+    y = np.array([[3, 4, 0, 0]])
+    zs = rng.normal(size=(1, 4, 6)).astype("float32")
+    zt = rng.normal(size=(1, 4, 6)).astype("float32")
+    base = losses.distillation_loss(y, zs, zt, 0.5, 2.0)
+    zs[:, 2:] = 1e4 * rng.normal(size=(1, 2, 6))
+    np.testing.assert_allclose(losses.distillation_loss(y, zs, zt, 0.5, 2.0), base, rtol=1e-6)
+
+
+def test_worked_example_from_the_article():
+    """Teacher q = [0.1, 0.9], student p = [0.2, 0.8], true label 1, T = 1."""
+    teacher = np.log(np.array([[0.1, 0.9]], "float32"))
+    student = np.log(np.array([[0.2, 0.8]], "float32"))
+    loss, ce, kd = losses.distillation_loss(np.array([1]), student, teacher, 0.5, 1.0)
+    expected_ce = -np.log(0.8)  # 0.22314
+    expected_kd = 0.1 * np.log(0.1 / 0.2) + 0.9 * np.log(0.9 / 0.8)  # 0.03669
+    np.testing.assert_allclose(float(ce), expected_ce, rtol=1e-6)
+    np.testing.assert_allclose(float(kd), expected_kd, rtol=1e-5)
+    np.testing.assert_allclose(float(loss), 0.5 * (expected_ce + expected_kd), rtol=1e-5)
+    assert abs(float(ce) - 0.2231) < 1e-4 and abs(float(kd) - 0.0367) < 1e-4
+
+
+@pytest.mark.parametrize("temperature", [1.0, 3.0])
+def test_class_logits_kl_equals_keras_logits_distillation(temperature):
+    rng = np.random.default_rng(1)
+    zt = rng.normal(size=(16, 5)).astype("float32")
+    zs = rng.normal(size=(16, 5)).astype("float32")
+    theirs = keras.distillation.LogitsDistillation(
+        temperature=temperature, loss=keras.losses.KLDivergence()
+    ).compute_loss(zt, zs)
+    ours = losses.masked_mean(losses.kl_per_token(zt, zs, temperature), tf.ones((16,)))
+    np.testing.assert_allclose(float(ours), float(theirs), rtol=1e-4)
+
+
+def test_kl_is_zero_for_identical_logits_and_positive_otherwise():
+    z = np.random.default_rng(2).normal(size=(2, 3, 7)).astype("float32")
+    np.testing.assert_allclose(losses.kl_per_token(z, z, 2.0), 0.0, atol=1e-6)
+    assert float(tf.reduce_min(losses.kl_per_token(z, z[::-1], 2.0))) > 0

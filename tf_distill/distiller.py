@@ -1,0 +1,253 @@
+"""`Distiller`: trains a student against data and a frozen teacher with `model.fit`.
+
+Legend: B batch, T target length, V vocabulary, C classes.
+"""
+
+import numbers
+
+import keras
+import tensorflow as tf
+
+from tf_distill import losses
+
+
+@keras.saving.register_keras_serializable(package="tf_distill")
+class Distiller(keras.Model):
+    """Teacher-student knowledge distillation (Hinton et al., 2015) as a `keras.Model`.
+
+    `fit` minimizes, per batch,
+
+        loss = alpha * student_loss + (1 - alpha) * distillation_loss
+
+    where `student_loss` is the cross-entropy of the student against the labels and
+    `distillation_loss` is T^2 * KL(teacher || student) at temperature T, both averaged
+    over real target tokens only (labels equal to `pad_token_id` are ignored) and
+    computed with `log_softmax` in float32. Under a `tf.distribute` strategy the averages
+    are global: each replica divides its sums by the token count of the *whole* global
+    batch, and the replicas' gradients are summed, so the result equals a single-device
+    step on the same global batch (not a mean of per-replica means).
+
+    The teacher is frozen (`teacher.trainable = False`) and always runs with
+    `training=False` (no dropout) outside the gradient tape; only the student's variables
+    get gradients. `call()` returns the student's logits, and `distiller.student` is the
+    artifact to save or export: the teacher is never saved with it.
+
+    Works for token logits (B, T, V) with integer targets (B, T) and for class logits
+    (B, C) with integer labels (B,). Metrics reported by `fit` / `evaluate`: `loss`,
+    `student_loss`, `distillation_loss`, and a masked `token_accuracy` (for token logits)
+    or `accuracy` (for class logits), plus any metrics given to `compile`. Metrics given as
+    `weighted_metrics=` see the padding mask as their sample weight; `metrics=` do not
+    (Keras ignores sample weights for them).
+
+    With `teacher=None` the same machinery trains a model on the labels alone (masked
+    cross-entropy, same metrics, `alpha` must be 1): that is how tf_distill trains the
+    teacher itself and the no-teacher baseline, so all three are measured alike.
+
+    Args:
+        teacher: a built `keras.Model` returning logits, or None (no teacher).
+        student: a built `keras.Model` with the same inputs, returning logits of the same
+            vocabulary or class count.
+        alpha: weight of the hard-label loss, in [0, 1]; 1 trains without the teacher.
+        temperature: softmax temperature T > 0 of the distillation term.
+        pad_token_id: label id that marks padding (token logits only).
+        **kwargs: `keras.Model` arguments (`name`, ...).
+
+    Example:
+    >>> distiller = Distiller(teacher, student, alpha=0.5, temperature=2.0)
+    >>> distiller.compile(optimizer="adam")
+    >>> distiller.fit(dataset, epochs=3)
+    >>> distiller.student.save("student.keras")
+    """
+
+    def __init__(self, teacher, student, alpha=0.5, temperature=2.0, pad_token_id=0, **kwargs):
+        super().__init__(**kwargs)
+        for role, model in (("teacher", teacher), ("student", student)):
+            if model is None and role == "teacher":
+                continue
+            if not isinstance(model, keras.Model):
+                raise ValueError(
+                    f"`{role}` must be a keras.Model. Received: {role}={type(model).__name__}."
+                )
+        if teacher is student:
+            raise ValueError("`teacher` and `student` must be two different models.")
+        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 <= alpha <= 1:
+            raise ValueError(f"`alpha` must be a number in [0, 1]. Received: alpha={alpha!r}.")
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, numbers.Real)
+            or not temperature > 0
+        ):
+            raise ValueError(
+                f"`temperature` must be a positive number. Received: temperature={temperature!r}."
+            )
+        if teacher is None and alpha != 1:
+            raise ValueError(
+                f"Without a teacher `alpha` must be 1 (labels only). Received: alpha={alpha!r}."
+            )
+        _check_outputs_agree(teacher, student)
+        self.teacher = teacher
+        self.student = student
+        self.alpha = float(alpha)
+        self.temperature = float(temperature)
+        self.pad_token_id = int(pad_token_id)
+        if teacher is not None:
+            self.teacher.trainable = False
+        self.token_logits = len(student.outputs[0].shape) == 3
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
+        self.distillation_loss_tracker = keras.metrics.Mean(name="distillation_loss")
+        self.accuracy_tracker = keras.metrics.Mean(
+            name="token_accuracy" if self.token_logits else "accuracy"
+        )
+
+    def call(self, inputs, training=None):
+        return self.student(inputs, training=training)
+
+    def compile(self, optimizer="adam", metrics=None, weighted_metrics=None, **kwargs):
+        if kwargs.get("loss") is not None:
+            raise ValueError(
+                "Distiller computes its own loss; do not pass `loss` to compile(). "
+                "Set `alpha` and `temperature` on the Distiller instead."
+            )
+        kwargs.pop("loss", None)
+        super().compile(
+            optimizer=optimizer, metrics=metrics, weighted_metrics=weighted_metrics, **kwargs
+        )
+
+    @property
+    def metrics(self):
+        trackers = [
+            self.loss_tracker,
+            self.student_loss_tracker,
+            self.distillation_loss_tracker,
+            self.accuracy_tracker,
+        ]
+        compiled = getattr(self, "_compile_metrics", None)
+        return trackers + ([compiled] if compiled is not None else [])
+
+    def _loss_terms(self, x, y, student_logits, sample_weight):
+        """Per-replica loss for the gradient, plus the values the trackers need."""
+        y = self._labels(y, student_logits)
+        mask = losses.token_mask(y, student_logits, self.pad_token_id, sample_weight)
+        ce = losses.cross_entropy_per_token(y, student_logits)
+        local_count = tf.reduce_sum(mask)
+        ce_sum = tf.reduce_sum(ce * mask)
+        if self.teacher is None:
+            kd_sum = tf.zeros((), tf.float32)
+        else:
+            teacher_logits = tf.stop_gradient(self.teacher(x, training=False))
+            kd = losses.kl_per_token(teacher_logits, student_logits, self.temperature)
+            kd_sum = tf.reduce_sum(kd * mask)
+        # Divide by the token count of the global batch: summing the replicas' gradients
+        # (which the optimizer does) then gives the gradient of the global mean.
+        global_count = tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, local_count
+        )
+        global_count = tf.maximum(global_count, 1.0)
+        loss = self._combine(ce_sum, kd_sum) / global_count
+        correct = tf.cast(
+            tf.equal(tf.argmax(student_logits, axis=-1, output_type=tf.int32), y), tf.float32
+        )
+        return loss, y, mask, local_count, ce_sum, kd_sum, tf.reduce_sum(correct * mask)
+
+    def _combine(self, student_term, distillation_term):
+        if self.teacher is None:
+            return student_term
+        return self.alpha * student_term + (1.0 - self.alpha) * distillation_term
+
+    def _labels(self, y, logits):
+        y = tf.cast(y, tf.int32)
+        if not self.token_logits and y.shape.rank == 2:
+            y = tf.squeeze(y, axis=-1)  # (B, 1) class labels
+        return y
+
+    def _update_trackers(self, local_count, ce_sum, kd_sum, correct_sum):
+        # Each tracker is a token-weighted mean: over an epoch it is the mean over all real
+        # tokens seen, on every replica (the trackers' sums are aggregated across replicas).
+        def mean(total):
+            return total / tf.maximum(local_count, 1.0)
+
+        loss = self._combine(mean(ce_sum), mean(kd_sum))
+        self.loss_tracker.update_state(loss, sample_weight=local_count)
+        self.student_loss_tracker.update_state(mean(ce_sum), sample_weight=local_count)
+        self.distillation_loss_tracker.update_state(mean(kd_sum), sample_weight=local_count)
+        self.accuracy_tracker.update_state(mean(correct_sum), sample_weight=local_count)
+
+    def _step_results(self, x, y, student_logits, mask):
+        if getattr(self, "_compile_metrics", None) is not None:
+            self._compile_metrics.update_state(y, student_logits, sample_weight=mask)
+        return self.get_metrics_result()
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            student_logits = tf.cast(self.student(x, training=True), tf.float32)
+            loss, y, mask, *sums = self._loss_terms(x, y, student_logits, sample_weight)
+            scaled = self.optimizer.scale_loss(loss)
+        variables = self.student.trainable_variables
+        gradients = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        self._update_trackers(*sums)
+        return self._step_results(x, y, student_logits, mask)
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        student_logits = tf.cast(self.student(x, training=False), tf.float32)
+        _, y, mask, *sums = self._loss_terms(x, y, student_logits, sample_weight)
+        self._update_trackers(*sums)
+        return self._step_results(x, y, student_logits, mask)
+
+    def save(self, *args, **kwargs):
+        raise ValueError(
+            "A Distiller is not saved as a whole (it would carry the teacher). "
+            "Save the student instead: `distiller.student.save('student.keras')`."
+        )
+
+    def get_config(self):
+        return {
+            "teacher": None
+            if self.teacher is None
+            else keras.saving.serialize_keras_object(self.teacher),
+            "student": keras.saving.serialize_keras_object(self.student),
+            "alpha": self.alpha,
+            "temperature": self.temperature,
+            "pad_token_id": self.pad_token_id,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config["teacher"] is not None:
+            config["teacher"] = keras.saving.deserialize_keras_object(config["teacher"])
+        config["student"] = keras.saving.deserialize_keras_object(config["student"])
+        return cls(**config)
+
+
+def _check_outputs_agree(teacher, student):
+    """Teacher and student must both return logits of one rank and width."""
+    shapes = {}
+    for role, model in (("teacher", teacher), ("student", student)):
+        if model is None:
+            continue
+        if len(model.outputs or []) != 1:
+            raise ValueError(
+                f"`{role}` must be a built functional model with exactly one logits output. "
+                f"Received {len(model.outputs or [])} outputs."
+            )
+        shape = tuple(model.outputs[0].shape)
+        if len(shape) not in (2, 3):
+            raise ValueError(
+                f"`{role}` must return class logits (B, C) or token logits (B, T, V). "
+                f"Received output shape {shape}."
+            )
+        shapes[role] = shape
+    if "teacher" not in shapes:
+        return
+    teacher_shape, student_shape = shapes["teacher"], shapes["student"]
+    if len(teacher_shape) != len(student_shape) or teacher_shape[-1] != student_shape[-1]:
+        raise ValueError(
+            "Teacher and student outputs must agree in rank and vocabulary/class count. "
+            f"Received teacher {shapes['teacher']}, student {shapes['student']}. "
+            "Build both with the same tokenizer (vocabulary_size) or number of classes."
+        )
