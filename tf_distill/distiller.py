@@ -176,7 +176,12 @@ class Distiller(keras.Model):
     def _step_results(self, x, y, student_logits, mask):
         if getattr(self, "_compile_metrics", None) is not None:
             self._compile_metrics.update_state(y, student_logits, sample_weight=mask)
-        return self.get_metrics_result()
+        results = self.get_metrics_result()
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras 3.15 averages step results across workers with
+            # `strategy.reduce("MEAN", value, axis=0)`, which fails on scalars; give it (1,).
+            results = {name: tf.reshape(value, (1,)) for name, value in results.items()}
+        return results
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -196,6 +201,28 @@ class Distiller(keras.Model):
         _, y, mask, *sums = self._loss_terms(x, y, student_logits, sample_weight)
         self._update_trackers(*sums)
         return self._step_results(x, y, student_logits, mask)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3.15 builds a distributed model from `strategy.reduce("MEAN", first_batch)`,
+        # which MultiWorkerMirroredStrategy cannot do for nested (dict) inputs ("Attempt to
+        # convert a value ({'encoder_token_ids': PerReplica...}) ... to a Tensor"). The build
+        # only needs shapes and dtypes, so use the first local replica's batch instead.
+        strategy = self._distribute_strategy
+        if strategy is None or iterator is None or data_batch is not None:
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        for _, _, batches in iterator:
+            data_batch = next(batches)
+            break
+        data_batch = tf.nest.map_structure(
+            lambda v: (
+                strategy.experimental_local_results(v)[0]
+                if isinstance(v, tf.distribute.DistributedValues)
+                else v
+            ),
+            data_batch,
+        )
+        with strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
 
     def save(self, *args, **kwargs):
         raise ValueError(
