@@ -1,0 +1,93 @@
+import json
+
+import pytest
+
+from tf_distill import config as cfg
+
+
+def write(tmp_path, raw, name="run.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    return path
+
+
+def test_defaults_and_round_trip(tmp_path):
+    config = cfg.load(write(tmp_path, {"training": {"epochs": 2}, "output_dir": "out"}))
+    assert config.training.epochs == 2 and config.output_dir == "out"
+    again = cfg.from_dict(config.to_dict())
+    assert again == config
+
+
+def test_set_overrides_parse_json_values(tmp_path):
+    path = write(tmp_path, {"training": {"epochs": 2}})
+    config = cfg.load(
+        path,
+        [
+            "training.epochs=5",
+            "distillation.alpha=0.25",
+            "training.jit_compile=false",
+            "training.bucket_lengths=[8, 16, 33]",
+            "data.source=synthetic",
+            "output_dir=elsewhere",
+        ],
+    )
+    assert config.training.epochs == 5
+    assert config.distillation.alpha == 0.25
+    assert config.training.jit_compile is False
+    assert config.training.bucket_lengths == [8, 16, 33]
+    assert config.output_dir == "elsewhere"
+
+
+def test_configs_shipped_with_the_repo_are_valid():
+    from pathlib import Path
+
+    for path in sorted(Path("configs").glob("*.json")):
+        if "tfds" in path.name or "tsv" in path.name:
+            continue  # these point at user data that is not in the repo
+        cfg.load(path)
+
+
+@pytest.mark.parametrize(
+    "raw, match",
+    [
+        ({"modle": {}}, r"Unknown config section 'modle'. Valid sections: \["),
+        ({"teacher": {"layers": 2}}, r"Unknown key teacher.layers. Valid keys of 'teacher'"),
+        ({"training": {"epochs": "ten"}}, "training.epochs must be an integer"),
+        ({"training": {"epochs": 2.5}}, "training.epochs must be an integer"),
+        ({"training": {"jit_compile": 1}}, "training.jit_compile must be true or false"),
+        ({"distillation": {"alpha": 1.5}}, r"distillation.alpha must be in \[0, 1\]"),
+        ({"distillation": {"temperature": 0}}, "distillation.temperature must be positive"),
+        (
+            {"student": {"hidden_dim": 100, "num_heads": 3}},
+            r"student.num_heads must divide student.hidden_dim.*Valid num_heads: \[1, 2, 4, 5",
+        ),
+        ({"teacher": {"dropout": 1}}, r"teacher.dropout must be in \[0, 1\)"),
+        ({"data": {"source": "csv"}}, r"data.source must be one of \['synthetic', 'tsv'"),
+        ({"data": {"source": "tsv"}}, "data.path is required when data.source is 'tsv'"),
+        (
+            {"data": {"source": "tsv", "path": "/nonexistent/pairs.tsv"}},
+            "data.path '/nonexistent/pairs.tsv' does not exist",
+        ),
+        ({"data": {"source": "tfds"}}, "data.tfds_name is required"),
+        ({"teacher": {"path": "missing.keras"}}, "teacher.path 'missing.keras' does not exist"),
+        ({"export": {"formats": ["onnx"]}}, r"export.formats holds 'onnx'; valid formats"),
+        ({"training": {"bucket_lengths": [16, 8]}}, "training.bucket_lengths must be increasing"),
+        ([], "The config must be a JSON object"),
+    ],
+)
+def test_config_errors_name_the_key(raw, match):
+    with pytest.raises(cfg.ConfigError, match=match):
+        cfg.from_dict(raw)
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(cfg.ConfigError, match="Config file 'nope.json' not found"):
+        cfg.load("nope.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"training": {"epochs": 2,}}', encoding="utf-8")
+    with pytest.raises(cfg.ConfigError, match=r"bad.json: invalid JSON at line 1"):
+        cfg.load(bad)
+    with pytest.raises(cfg.ConfigError, match="--set expects section.key=value"):
+        cfg.load(write(tmp_path, {}), ["training.epochs"])
+    with pytest.raises(cfg.ConfigError, match="Unknown config section 'trainin'"):
+        cfg.load(write(tmp_path, {}), ["trainin.epochs=3"])

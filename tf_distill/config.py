@@ -1,0 +1,341 @@
+"""Run configuration: typed sections, strict JSON loading, `--set section.key=value` overrides.
+
+Keys are named like the constructor arguments they feed (`num_layers`, `hidden_dim`,
+`alpha`, ...). Unknown keys, wrong types and impossible values raise `ConfigError` with one
+line that names the key, what was received and what is allowed. Nothing here imports
+TensorFlow, so a bad config is reported at once.
+"""
+
+import dataclasses
+import json
+import typing
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A configuration problem, described in one line that says how to fix it."""
+
+
+@dataclasses.dataclass
+class DataConfig:
+    source: str = "synthetic"  # synthetic | tsv | parallel | tfds
+    path: str | None = None  # tsv file, or the source-side file of a parallel corpus
+    target_path: str | None = None  # target-side file of a parallel corpus
+    source_column: int = 0
+    target_column: int = 1
+    reverse: bool = False  # swap source and target
+    tfds_name: str | None = None  # e.g. "ted_hrlr_translate/pt_to_en"
+    data_dir: str | None = None
+    download: bool = False
+    num_pairs: int = 20000  # synthetic corpus size
+    ambiguity: float = 0.3  # synthetic: probability mass on alternative translations
+    max_pairs: int | None = None  # cap on pairs read from a file / tfds
+    valid_size: float = 0.05  # fraction (< 1) or count of source sentences
+    test_size: float = 0.05
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class TokenizerConfig:
+    vocabulary_size: int = 2000
+    shared: bool = True  # one vocabulary for source and target
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    num_layers: int = 2
+    num_heads: int = 4
+    hidden_dim: int = 128
+    intermediate_dim: int = 512
+    dropout: float = 0.1
+    num_encoder_layers: int | None = None
+    num_decoder_layers: int | None = None
+    tie_embeddings: bool = False
+    position_embedding: str = "learned"
+    normalize_first: bool = True
+    path: str | None = None  # teacher only: a trained .keras file to load instead of training
+
+
+@dataclasses.dataclass
+class DistillationConfig:
+    alpha: float = 0.5
+    temperature: float = 2.0
+    baseline: bool = True  # also train the student without a teacher
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    epochs: int = 10
+    teacher_epochs: int | None = None  # defaults to `epochs`
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    warmup_steps: int = 200
+    max_sequence_length: int = 32
+    bucket_lengths: list[int] | None = None
+    jit_compile: bool = True
+    early_stopping_patience: int = 3
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class ExportConfig:
+    enabled: bool = True
+    formats: list[str] = dataclasses.field(
+        default_factory=lambda: ["saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8"]
+    )
+    max_decode_length: int | None = None  # defaults to training.max_sequence_length
+
+
+@dataclasses.dataclass
+class EvaluationConfig:
+    beam_size: int = 4
+    max_sentences: int = 500  # test sentences decoded for BLEU / chrF
+    latency_sentences: int = 20
+    num_samples: int = 5  # sample translations in the report
+
+
+@dataclasses.dataclass
+class Config:
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = dataclasses.field(default_factory=TokenizerConfig)
+    teacher: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    student: ModelConfig = dataclasses.field(
+        default_factory=lambda: ModelConfig(num_layers=1, hidden_dim=64, intermediate_dim=256)
+    )
+    distillation: DistillationConfig = dataclasses.field(default_factory=DistillationConfig)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+    evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+    output_dir: str = "saved_models/run"
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+SECTIONS = {f.name: f for f in dataclasses.fields(Config) if f.name != "output_dir"}
+DATA_SOURCES = ("synthetic", "tsv", "parallel", "tfds")
+EXPORT_FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8", "tflite_int8_full")
+
+
+def _section_types(section_cls):
+    hints = typing.get_type_hints(section_cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(section_cls)}
+
+
+def _coerce(value, annotation, where):
+    """Checks `value` against a field annotation; returns it (ints accepted for floats)."""
+    args = typing.get_args(annotation)
+    if type(None) in args:
+        if value is None:
+            return None
+        annotation = next(a for a in args if a is not type(None))
+    origin = typing.get_origin(annotation)
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list of {item.__name__}. Received: {value!r}.")
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false. Received: {value!r}.")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer. Received: {value!r}.")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} must be a number. Received: {value!r}.")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string. Received: {value!r}.")
+        return value
+    raise ConfigError(f"{where}: unsupported type {annotation!r}.")  # pragma: no cover
+
+
+def from_dict(raw):
+    """Builds a validated `Config` from a JSON-like dict (missing keys take defaults)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"The config must be a JSON object. Received: {type(raw).__name__}.")
+    config = Config()
+    valid_top = sorted([*SECTIONS, "output_dir"])
+    for key, value in raw.items():
+        if key == "output_dir":
+            config.output_dir = _coerce(value, str, "output_dir")
+            continue
+        if key not in SECTIONS:
+            raise ConfigError(f"Unknown config section {key!r}. Valid sections: {valid_top}.")
+        if not isinstance(value, dict):
+            raise ConfigError(f"Config section {key!r} must be an object of keys.")
+        section = getattr(config, key)
+        types = _section_types(type(section))
+        for name, item in value.items():
+            if name not in types:
+                raise ConfigError(
+                    f"Unknown key {key}.{name}. Valid keys of {key!r}: {sorted(types)}."
+                )
+            setattr(section, name, _coerce(item, types[name], f"{key}.{name}"))
+    validate(config)
+    return config
+
+
+def load(path, overrides=()):
+    """Reads a JSON config file, applies `section.key=value` overrides, validates."""
+    path = Path(path)
+    if not path.is_file():
+        candidate = Path("configs") / path.name
+        if path.parent == Path(".") and candidate.is_file():
+            path = candidate
+        else:
+            raise ConfigError(
+                f"Config file {str(path)!r} not found. Pass a path such as configs/small.json."
+            )
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ConfigError(
+            f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}."
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save the config as UTF-8 JSON.") from None
+    for override in overrides:
+        apply_override(raw, override)
+    return from_dict(raw)
+
+
+def apply_override(raw, override):
+    """Applies one `section.key=value` (value parsed as JSON, else taken as a string)."""
+    if "=" not in override:
+        raise ConfigError(
+            f"--set expects section.key=value, e.g. training.epochs=3. Received: {override!r}."
+        )
+    dotted, text = override.split("=", 1)
+    parts = dotted.strip().split(".")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = text
+    if parts == ["output_dir"]:
+        raw["output_dir"] = value
+        return
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(
+            f"--set expects section.key=value, e.g. training.epochs=3. Received: {override!r}."
+        )
+    section, key = parts
+    if section not in SECTIONS:
+        raise ConfigError(
+            f"Unknown config section {section!r} in --set {override!r}. "
+            f"Valid sections: {sorted([*SECTIONS, 'output_dir'])}."
+        )
+    raw.setdefault(section, {})[key] = value
+
+
+def _check(condition, message):
+    if not condition:
+        raise ConfigError(message)
+
+
+def validate(config):
+    """Cross-field checks; raises ConfigError naming the key and the allowed values."""
+    data = config.data
+    _check(
+        data.source in DATA_SOURCES,
+        f"data.source must be one of {list(DATA_SOURCES)}. Received: {data.source!r}.",
+    )
+    if data.source in ("tsv", "parallel"):
+        _check(data.path, f"data.path is required when data.source is {data.source!r}.")
+        _check(
+            Path(data.path).is_file(),
+            f"data.path {data.path!r} does not exist. Point it at your data file.",
+        )
+    if data.source == "parallel":
+        _check(data.target_path, "data.target_path is required when data.source is 'parallel'.")
+        _check(
+            Path(data.target_path).is_file(),
+            f"data.target_path {data.target_path!r} does not exist.",
+        )
+    if data.source == "tfds":
+        _check(data.tfds_name, "data.tfds_name is required when data.source is 'tfds'.")
+    _check(data.num_pairs >= 100, f"data.num_pairs must be >= 100. Received: {data.num_pairs}.")
+    _check(
+        0 <= data.ambiguity <= 1, f"data.ambiguity must be in [0, 1]. Received: {data.ambiguity}."
+    )
+    for name in ("valid_size", "test_size"):
+        value = getattr(data, name)
+        _check(value > 0, f"data.{name} must be positive (a fraction < 1 or a count).")
+    _check(
+        config.tokenizer.vocabulary_size >= 50,
+        f"tokenizer.vocabulary_size must be >= 50. Received: {config.tokenizer.vocabulary_size}.",
+    )
+    for role in ("teacher", "student"):
+        model = getattr(config, role)
+        for name in ("num_layers", "num_heads", "hidden_dim", "intermediate_dim"):
+            value = getattr(model, name)
+            _check(value > 0, f"{role}.{name} must be a positive integer. Received: {value}.")
+        for name in ("num_encoder_layers", "num_decoder_layers"):
+            value = getattr(model, name)
+            _check(
+                value is None or value > 0,
+                f"{role}.{name} must be a positive integer. Received: {value}.",
+            )
+        if model.hidden_dim % model.num_heads:
+            divisors = [n for n in range(1, model.hidden_dim + 1) if model.hidden_dim % n == 0]
+            raise ConfigError(
+                f"{role}.num_heads must divide {role}.hidden_dim. Received: hidden_dim="
+                f"{model.hidden_dim}, num_heads={model.num_heads}. Valid num_heads: {divisors}."
+            )
+        _check(
+            0 <= model.dropout < 1,
+            f"{role}.dropout must be in [0, 1). Received: {model.dropout}.",
+        )
+        _check(
+            model.position_embedding in ("learned", "sinusoidal"),
+            f"{role}.position_embedding must be 'learned' or 'sinusoidal'. "
+            f"Received: {model.position_embedding!r}.",
+        )
+    _check(config.student.path is None, "student.path is not supported: the student is trained.")
+    if config.teacher.path is not None:
+        _check(
+            Path(config.teacher.path).is_file(),
+            f"teacher.path {config.teacher.path!r} does not exist. Give a trained .keras file "
+            "or remove the key to train a teacher.",
+        )
+    d = config.distillation
+    _check(0 <= d.alpha <= 1, f"distillation.alpha must be in [0, 1]. Received: {d.alpha}.")
+    _check(
+        d.temperature > 0,
+        f"distillation.temperature must be positive. Received: {d.temperature}.",
+    )
+    t = config.training
+    for name in ("epochs", "batch_size", "max_sequence_length"):
+        value = getattr(t, name)
+        _check(value > 0, f"training.{name} must be a positive integer. Received: {value}.")
+    _check(
+        t.teacher_epochs is None or t.teacher_epochs > 0,
+        f"training.teacher_epochs must be positive. Received: {t.teacher_epochs}.",
+    )
+    _check(
+        t.learning_rate > 0,
+        f"training.learning_rate must be positive. Received: {t.learning_rate}.",
+    )
+    _check(t.warmup_steps >= 0, "training.warmup_steps must be >= 0.")
+    if t.bucket_lengths is not None:
+        _check(
+            t.bucket_lengths == sorted(set(t.bucket_lengths))
+            and t.bucket_lengths
+            and t.bucket_lengths[0] > 0
+            and t.bucket_lengths[-1] <= t.max_sequence_length + 1,
+            "training.bucket_lengths must be increasing positive lengths, the last at most "
+            f"max_sequence_length + 1. Received: {t.bucket_lengths}.",
+        )
+    for fmt in config.export.formats:
+        _check(
+            fmt in EXPORT_FORMATS,
+            f"export.formats holds {fmt!r}; valid formats: {list(EXPORT_FORMATS)}.",
+        )
+    e = config.evaluation
+    _check(e.beam_size > 0, f"evaluation.beam_size must be positive. Received: {e.beam_size}.")
+    _check(e.max_sentences > 0, "evaluation.max_sentences must be positive.")
+    return config
