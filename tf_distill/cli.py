@@ -14,9 +14,48 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"tf_distill {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    train = sub.add_parser(
+        "train",
+        help="teacher, baseline and distilled student, evaluation, export and report",
+        description="Run the whole pipeline for one JSON config.",
+    )
+    train.add_argument("--config", required=True, help="JSON config (e.g. configs/small.json)")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one config value (repeatable), e.g. --set training.epochs=3",
+    )
+    train.add_argument("--output-dir", help="where outputs go (overrides output_dir)")
+    train.add_argument(
+        "--resume", action="store_true", help="continue a killed run from its last epoch"
+    )
+    train.set_defaults(handler=_train)
     info = sub.add_parser("info", help="print the versions of the stack tf_distill runs on")
     info.set_defaults(handler=_info)
     return parser
+
+
+def _train(args):
+    from tf_distill import config as config_lib
+
+    overrides = list(args.overrides)
+    if args.output_dir:
+        overrides.append(f"output_dir={args.output_dir}")
+    config = config_lib.load(args.config, overrides)
+    from tf_distill.pipeline import run_pipeline
+
+    report = run_pipeline(config, resume=args.resume)
+    print(f"report: {config.output_dir}/report.md")
+    ratios = report.get("ratios", {})
+    if ratios.get("bleu_vs_teacher") is not None:
+        print(
+            f"student: {ratios['bleu_vs_teacher']:.1%} of the teacher's BLEU with "
+            f"{ratios['params_vs_teacher']:.1%} of its parameters"
+        )
+    return 0
 
 
 def _info(args):
@@ -32,7 +71,14 @@ def _info(args):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except ValueError as error:
+        # ConfigError, DataError and argument checks: one line, no traceback, status 2.
+        if type(error).__name__ not in ("ConfigError", "DataError"):
+            raise
+        print(f"tf-distill: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

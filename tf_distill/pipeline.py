@@ -1,0 +1,410 @@
+"""The main job: data -> tokenizer -> teacher -> baseline -> distilled student -> evaluation
+-> report, with per-epoch checkpoints so a killed run continues with `--resume`.
+
+Each stage logs its progress; the resolved config is written into the output directory
+before any training starts, and every artifact sits beside it.
+"""
+
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from tf_distill import data as data_lib
+from tf_distill import evaluation
+from tf_distill.config import ConfigError
+from tf_distill.distiller import Distiller
+from tf_distill.models import build_transformer
+
+ROLES = ("teacher", "baseline", "student")
+
+
+def log(message):
+    print(f"[tf_distill {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# Data.
+
+
+def load_pairs(config):
+    """All (source, target) pairs named by `config.data`."""
+    d = config.data
+    if d.source == "synthetic":
+        pairs = data_lib.generate_corpus(d.num_pairs, seed=d.seed, ambiguity=d.ambiguity)
+    elif d.source == "tsv":
+        pairs = data_lib.read_tsv(
+            d.path, source_column=d.source_column, target_column=d.target_column, reverse=d.reverse
+        )
+    elif d.source == "parallel":
+        pairs = data_lib.read_parallel(d.path, d.target_path)
+        if d.reverse:
+            pairs = [(t, s) for s, t in pairs]
+    else:
+        pairs = data_lib.read_tfds(d.tfds_name, data_dir=d.data_dir, download=d.download)
+        if d.reverse:
+            pairs = [(t, s) for s, t in pairs]
+    if d.max_pairs is not None:
+        rng = np.random.default_rng(d.seed)
+        order = rng.permutation(len(pairs))[: d.max_pairs]
+        pairs = [pairs[i] for i in sorted(order)]
+    return pairs
+
+
+def _size(value):
+    return float(value) if value < 1 else int(value)
+
+
+class Run:
+    """One run of the pipeline in `output_dir`."""
+
+    def __init__(self, config, resume=False):
+        self.config = config
+        self.output_dir = Path(config.output_dir)
+        self.resume = resume
+        self.timings = {}
+        self.curves = {role: {"loss": [], "val_loss": [], "val_bleu": []} for role in ROLES}
+
+    # Stage plumbing.
+
+    def _stage(self, name, fn):
+        log(f"stage {name}: start")
+        start = time.perf_counter()
+        result = fn()
+        self.timings[name] = round(time.perf_counter() - start, 2)
+        log(f"stage {name}: done in {self.timings[name]:.1f} s")
+        return result
+
+    def run(self):
+        c = self.config
+        if self.output_dir.exists() and any(self.output_dir.iterdir()) and not self.resume:
+            if (self.output_dir / "report.json").exists() or (self.output_dir / "state").exists():
+                raise ConfigError(
+                    f"Output directory {str(self.output_dir)!r} already holds a run. "
+                    "Pass --resume to continue it, or choose another --output-dir."
+                )
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        (self.output_dir / "config.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n")
+        keras.utils.set_random_seed(c.training.seed)
+        self._stage("data", self._data)
+        self._stage("tokenizer", self._tokenizer)
+        self._stage("datasets", self._datasets)
+        self.models = {}
+        self.models["teacher"] = self._stage("teacher", self._teacher)
+        if c.distillation.baseline:
+            self.models["baseline"] = self._stage("baseline", lambda: self._train_student(False))
+        self.models["student"] = self._stage("student", lambda: self._train_student(True))
+        results = self._stage("evaluation", self._evaluate)
+        if c.export.enabled:
+            self._stage("export", self._export)
+        return self._stage("report", lambda: self._report(results))
+
+    # Stages.
+
+    def _data(self):
+        d = self.config.data
+        pairs = load_pairs(self.config)
+        splits = data_lib.split_pairs(
+            pairs, valid_size=_size(d.valid_size), test_size=_size(d.test_size), seed=d.seed
+        )
+        self.splits = splits
+        self.data_summary = {
+            "source": d.source,
+            "pairs": len(pairs),
+            "train": len(splits.train),
+            "valid": len(splits.valid),
+            "test": len(splits.test),
+        }
+        log(
+            f"{len(pairs)} pairs -> train {len(splits.train)}, valid {len(splits.valid)}, "
+            f"test {len(splits.test)}"
+        )
+
+    def _tokenizer(self):
+        t = self.config.tokenizer
+        directory = self.output_dir / "tokenizer"
+        train = self.splits.train
+        if self.resume and (directory / "target_vocab.txt").exists():
+            self.source_tokenizer = data_lib.Tokenizer.load(directory, "source")
+            self.target_tokenizer = data_lib.Tokenizer.load(directory, "target")
+            log("tokenizer loaded from the previous run")
+            return
+        if t.shared:
+            texts = [s for s, _ in train] + [g for _, g in train]
+            tokenizer = data_lib.Tokenizer.train(texts, vocabulary_size=t.vocabulary_size)
+            self.source_tokenizer = self.target_tokenizer = tokenizer
+        else:
+            self.source_tokenizer = data_lib.Tokenizer.train(
+                [s for s, _ in train], vocabulary_size=t.vocabulary_size
+            )
+            self.target_tokenizer = data_lib.Tokenizer.train(
+                [g for _, g in train], vocabulary_size=t.vocabulary_size
+            )
+        self.source_tokenizer.save(directory, "source")
+        self.target_tokenizer.save(directory, "target")
+        log(
+            f"vocabulary: source {self.source_tokenizer.vocabulary_size}, "
+            f"target {self.target_tokenizer.vocabulary_size}"
+        )
+
+    def _datasets(self):
+        t = self.config.training
+        common = dict(
+            source_tokenizer=self.source_tokenizer,
+            target_tokenizer=self.target_tokenizer,
+            batch_size=t.batch_size,
+            max_sequence_length=t.max_sequence_length,
+            bucket_lengths=t.bucket_lengths,
+        )
+        self.train_ds = data_lib.make_seq2seq_dataset(
+            self.splits.train, shuffle=True, seed=t.seed, **common
+        )
+        self.valid_ds = data_lib.make_seq2seq_dataset(self.splits.valid, shuffle=False, **common)
+        self.test_ds = data_lib.make_seq2seq_dataset(self.splits.test, shuffle=False, **common)
+        self.steps_per_epoch = max(1, math.ceil(len(self.splits.train) / t.batch_size))
+        max_len = t.max_sequence_length
+        self.test_source_ids = _pad_ids(
+            self.source_tokenizer, [s for s, _ in self.splits.test], max_len
+        )
+        self.valid_source_ids = _pad_ids(
+            self.source_tokenizer, [s for s, _ in self.splits.valid[:100]], max_len
+        )
+
+    def _build(self, role):
+        m = getattr(self.config, "teacher" if role == "teacher" else "student")
+        return build_transformer(
+            vocabulary_size=self.source_tokenizer.vocabulary_size,
+            target_vocabulary_size=self.target_tokenizer.vocabulary_size,
+            max_sequence_length=self.config.training.max_sequence_length + 1,
+            num_layers=m.num_layers,
+            num_heads=m.num_heads,
+            hidden_dim=m.hidden_dim,
+            intermediate_dim=m.intermediate_dim,
+            dropout=m.dropout,
+            num_encoder_layers=m.num_encoder_layers,
+            num_decoder_layers=m.num_decoder_layers,
+            tie_embeddings=m.tie_embeddings,
+            position_embedding=m.position_embedding,
+            normalize_first=m.normalize_first,
+            name=role,
+        )
+
+    def _teacher(self):
+        path = self.config.teacher.path
+        if path is not None:
+            teacher = keras.saving.load_model(path)
+            vocab = teacher.outputs[0].shape[-1]
+            if vocab != self.target_tokenizer.vocabulary_size:
+                raise ConfigError(
+                    f"teacher.path {path!r} has a vocabulary of {vocab} but this run's target "
+                    f"tokenizer has {self.target_tokenizer.vocabulary_size}. Load a teacher "
+                    "trained with the same tokenizer, or remove teacher.path to train one."
+                )
+            log(f"teacher loaded from {path}")
+            return teacher
+        epochs = self.config.training.teacher_epochs or self.config.training.epochs
+        return self._fit("teacher", self._build("teacher"), None, epochs)
+
+    def _train_student(self, distill):
+        role = "student" if distill else "baseline"
+        # The baseline and the student start from identical weights: only the teacher differs.
+        keras.utils.set_random_seed(self.config.training.seed + 1)
+        model = self._build(role)
+        teacher = self.models["teacher"] if distill else None
+        return self._fit(role, model, teacher, self.config.training.epochs)
+
+    def _fit(self, role, model, teacher, epochs):
+        t, d = self.config.training, self.config.distillation
+        state_dir = self.output_dir / "state" / role
+        final = self.output_dir / f"{role}.keras"
+        if self.resume and final.exists():
+            log(f"{role}: already trained, loaded {final}")
+            self.curves[role] = json.loads((state_dir / "curves.json").read_text())
+            return keras.saving.load_model(final)
+        if teacher is None:
+            trainer = Distiller(None, model, alpha=1.0)
+        else:
+            trainer = Distiller(teacher, model, alpha=d.alpha, temperature=d.temperature)
+        total_steps = max(1, epochs * self.steps_per_epoch)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=0.0,
+            decay_steps=total_steps,
+            warmup_target=t.learning_rate,
+            warmup_steps=min(t.warmup_steps, total_steps // 2),
+            alpha=0.05,
+        )
+        optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=1e-4, clipnorm=1.0)
+        trainer.compile(optimizer=optimizer, jit_compile=t.jit_compile)
+        initial_epoch = 0
+        if self.resume and (state_dir / "state.json").exists():
+            initial_epoch = self._restore(trainer, model, optimizer, state_dir)
+            log(f"{role}: resuming after epoch {initial_epoch}")
+        callbacks = [
+            _Checkpoint(self, role, model, optimizer, state_dir),
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=t.early_stopping_patience, restore_best_weights=True
+            ),
+            keras.callbacks.TensorBoard(
+                log_dir=str(self.output_dir / "logs" / role), write_graph=False, profile_batch=0
+            ),
+        ]
+        log(f"{role}: {model.count_params():,} parameters, {epochs} epochs")
+        if initial_epoch < epochs:
+            trainer.fit(
+                self.train_ds,
+                validation_data=self.valid_ds,
+                epochs=epochs,
+                initial_epoch=initial_epoch,
+                callbacks=callbacks,
+                verbose=2,
+            )
+        model.save(final)
+        return model
+
+    def _restore(self, trainer, model, optimizer, state_dir):
+        state = json.loads((state_dir / "state.json").read_text())
+        saved = keras.saving.load_model(state_dir / "model.keras")
+        model.set_weights(saved.get_weights())
+        optimizer.build(model.trainable_variables)
+        values = np.load(state_dir / "optimizer.npz")
+        for i, variable in enumerate(optimizer.variables):
+            variable.assign(values[f"v{i}"])
+        self.curves[state["role"]] = state["curves"]
+        return state["epoch"]
+
+    def valid_bleu(self, model):
+        special = self._special()
+        ids = evaluation.translate_ids(
+            model, self.valid_source_ids, self._decode_length(), **special
+        )
+        hyps = self.target_tokenizer.detokenize(ids)
+        refs = [g for _, g in self.splits.valid[:100]]
+        return evaluation.corpus_scores(hyps, refs)[0]
+
+    def _special(self):
+        tok = self.target_tokenizer
+        return {"start_id": tok.start_id, "end_id": tok.end_id, "pad_id": tok.pad_id}
+
+    def _decode_length(self):
+        return self.config.export.max_decode_length or self.config.training.max_sequence_length
+
+    def _evaluate(self):
+        e = self.config.evaluation
+        special = self._special()
+        max_length = self._decode_length()
+        n = min(e.max_sentences, len(self.splits.test))
+        source_ids = self.test_source_ids[:n]
+        refs = [g for _, g in self.splits.test[:n]]
+        results, greedy_ids = {}, {}
+        for role, model in self.models.items():
+            log(f"evaluating {role} on {n} test sentences")
+            ids = evaluation.translate_ids(model, source_ids, max_length, **special)
+            greedy_ids[role] = ids
+            hyps = self.target_tokenizer.detokenize(ids)
+            bleu, chrf = evaluation.corpus_scores(hyps, refs)
+            beam_bleu = beam_chrf = None
+            if e.beam_size > 1:
+                beam = evaluation.translate_ids(
+                    model, source_ids, max_length, beam_size=e.beam_size, **special
+                )
+                beam_bleu, beam_chrf = evaluation.corpus_scores(
+                    self.target_tokenizer.detokenize(beam), refs
+                )
+            scorer = Distiller(None, model, alpha=1.0)
+            scorer.compile(optimizer="sgd")
+            metrics = scorer.evaluate(self.test_ds, verbose=0, return_dict=True)
+            latency = evaluation.median_latency_ms(
+                model, source_ids[: e.latency_sentences], max_length, **special
+            )
+            results[role] = {
+                "bleu": round(bleu, 2),
+                "chrf": round(chrf, 2),
+                "bleu_beam": None if beam_bleu is None else round(beam_bleu, 2),
+                "chrf_beam": None if beam_chrf is None else round(beam_chrf, 2),
+                "token_accuracy": round(float(metrics["token_accuracy"]), 4),
+                "test_loss": round(float(metrics["loss"]), 4),
+                "params": int(model.count_params()),
+                "size_bytes": evaluation.file_size(self.output_dir / f"{role}.keras"),
+                "latency_ms": round(latency, 2),
+                "samples": hyps[: e.num_samples],
+            }
+        for role in results:
+            results[role]["agreement_with_teacher"] = round(
+                evaluation.sequence_agreement(greedy_ids[role], greedy_ids["teacher"]), 4
+            )
+        self.sample_sources = [s for s, _ in self.splits.test[: e.num_samples]]
+        self.sample_references = refs[: e.num_samples]
+        return results
+
+    def _export(self):
+        try:
+            from tf_distill import export
+        except ImportError:
+            log("export: not available in this version, skipped")
+            return
+        export.export_student(self.models["student"], self.output_dir, run=self)
+
+    def _report(self, results):
+        from tf_distill import report
+
+        payload = {
+            **results,
+            "data": self.data_summary,
+            "config": self.config.to_dict(),
+            "timings_s": self.timings,
+            "curves": self.curves,
+        }
+        return report.write_report(self.output_dir, payload, self)
+
+
+class _Checkpoint(keras.callbacks.Callback):
+    """After every epoch: validation BLEU for the curves, then the model, the optimizer
+    state and the epoch number, written so that a killed run resumes from here."""
+
+    def __init__(self, run, role, model, optimizer, state_dir):
+        super().__init__()
+        self.run, self.role, self.student = run, role, model
+        self.optimizer_ref, self.state_dir = optimizer, state_dir
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        curves = self.run.curves[self.role]
+        curves["loss"].append(float(logs.get("loss", float("nan"))))
+        curves["val_loss"].append(float(logs.get("val_loss", float("nan"))))
+        curves["val_bleu"].append(round(self.run.valid_bleu(self.student), 2))
+        log(
+            f"{self.role} epoch {epoch + 1}: loss {curves['loss'][-1]:.4f}, "
+            f"val_loss {curves['val_loss'][-1]:.4f}, val BLEU {curves['val_bleu'][-1]:.2f}"
+        )
+        tmp = self.state_dir.with_name(self.state_dir.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self.student.save(tmp / "model.keras")
+        np.savez(
+            tmp / "optimizer.npz",
+            **{f"v{i}": np.asarray(v) for i, v in enumerate(self.optimizer_ref.variables)},
+        )
+        state = {"role": self.role, "epoch": epoch + 1, "curves": curves}
+        (tmp / "state.json").write_text(json.dumps(state))
+        (tmp / "curves.json").write_text(json.dumps(curves))
+        # Replace the previous checkpoint only once the new one is complete.
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+        tmp.rename(self.state_dir)
+
+
+def _pad_ids(tokenizer, texts, max_length):
+    """Tokenizes `texts` into a (N, max_length) int32 array padded with 0."""
+    rows = tokenizer.tokenize(texts)
+    out = np.zeros((len(texts), max_length), "int32")
+    for i, row in enumerate(rows):
+        row = list(row)[:max_length]
+        out[i, : len(row)] = row
+    return out
+
+
+def run_pipeline(config, resume=False):
+    """Runs every stage for `config`; returns the report dict."""
+    return Run(config, resume=resume).run()

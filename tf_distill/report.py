@@ -1,0 +1,118 @@
+"""`report.json`, `report.md` and `curves.png` for a finished run."""
+
+import json
+from pathlib import Path
+
+ROLES = ("teacher", "baseline", "student")
+METRICS = (
+    ("bleu", "BLEU (greedy)", "{:.2f}"),
+    ("bleu_beam", "BLEU (beam)", "{:.2f}"),
+    ("chrf", "chrF (greedy)", "{:.2f}"),
+    ("token_accuracy", "token accuracy", "{:.4f}"),
+    ("agreement_with_teacher", "same output as teacher", "{:.1%}"),
+    ("params", "parameters", "{:,}"),
+    ("size_bytes", "size on disk (bytes)", "{:,}"),
+    ("latency_ms", "latency, batch 1 (ms)", "{:.1f}"),
+)
+
+
+def _cell(value, fmt):
+    return "n/a" if value is None else fmt.format(value)
+
+
+def markdown_table(report):
+    roles = [r for r in ROLES if r in report]
+    lines = [
+        "| metric | " + " | ".join(roles) + " |",
+        "|---|" + "---:|" * len(roles),
+    ]
+    for key, label, fmt in METRICS:
+        lines.append(
+            f"| {label} | " + " | ".join(_cell(report[r].get(key), fmt) for r in roles) + " |"
+        )
+    return "\n".join(lines)
+
+
+def ratios(report):
+    """The student's gains and losses against the teacher (and the baseline)."""
+    teacher, student = report["teacher"], report["student"]
+    out = {
+        "bleu_vs_teacher": _ratio(student["bleu"], teacher["bleu"]),
+        "params_vs_teacher": _ratio(student["params"], teacher["params"]),
+        "size_vs_teacher": _ratio(student["size_bytes"], teacher["size_bytes"]),
+        "speedup_vs_teacher": _ratio(teacher["latency_ms"], student["latency_ms"]),
+    }
+    if "baseline" in report:
+        out["bleu_gain_over_baseline"] = round(student["bleu"] - report["baseline"]["bleu"], 2)
+    return out
+
+
+def _ratio(a, b):
+    return None if not b else round(a / b, 4)
+
+
+def write_report(output_dir, report, run=None):
+    output_dir = Path(output_dir)
+    report = dict(report)
+    report["ratios"] = ratios(report)
+    (output_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    r = report["ratios"]
+    lines = [
+        "# tf_distill report",
+        "",
+        f"Data: {report['data']['source']}, {report['data']['pairs']:,} pairs "
+        f"(train {report['data']['train']:,}, valid {report['data']['valid']:,}, "
+        f"test {report['data']['test']:,}).",
+        "",
+        markdown_table(report),
+        "",
+        "## The student against the teacher",
+        "",
+        f"- BLEU: {_cell(r['bleu_vs_teacher'], '{:.1%}')} of the teacher's",
+        f"- parameters: {_cell(r['params_vs_teacher'], '{:.1%}')} of the teacher's",
+        f"- size on disk: {_cell(r['size_vs_teacher'], '{:.1%}')} of the teacher's",
+        f"- speed: {_cell(r['speedup_vs_teacher'], '{:.2f}')}x the teacher's (batch-1 latency)",
+    ]
+    if "bleu_gain_over_baseline" in r:
+        lines.append(
+            f"- BLEU over the no-teacher baseline: {r['bleu_gain_over_baseline']:+.2f} points"
+        )
+    if run is not None and getattr(run, "sample_sources", None):
+        lines += ["", "## Sample translations", ""]
+        for i, source in enumerate(run.sample_sources):
+            lines.append(f"{i + 1}. source: {source}")
+            lines.append(f"   - reference: {run.sample_references[i]}")
+            for role in ROLES:
+                if role in report:
+                    lines.append(f"   - {role}: {report[role]['samples'][i]}")
+    lines += ["", "## Stage timings (s)", ""]
+    lines += [f"- {name}: {seconds}" for name, seconds in report["timings_s"].items()]
+    (output_dir / "report.md").write_text("\n".join(lines) + "\n")
+    plot_curves(report.get("curves", {}), output_dir / "curves.png")
+    return report
+
+
+def plot_curves(curves, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (loss_ax, bleu_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for role, values in curves.items():
+        if not values.get("loss"):
+            continue
+        epochs = range(1, len(values["loss"]) + 1)
+        loss_ax.plot(epochs, values["loss"], label=f"{role} train")
+        loss_ax.plot(epochs, values["val_loss"], linestyle="--", label=f"{role} valid")
+        bleu_ax.plot(epochs, values["val_bleu"], label=role)
+    loss_ax.set_title("loss per epoch")
+    loss_ax.set_xlabel("epoch")
+    bleu_ax.set_title("validation BLEU per epoch")
+    bleu_ax.set_xlabel("epoch")
+    for ax in (loss_ax, bleu_ax):
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
