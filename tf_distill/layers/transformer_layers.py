@@ -133,7 +133,7 @@ class EncoderLayer(_ResidualBlocks):
         self.built = True
 
     def call(self, inputs, padding_mask=None, training=None):
-        mask = None if padding_mask is None else padding_mask[:, tf.newaxis, :]  # (B, 1, S)
+        mask = None if padding_mask is None else tf.expand_dims(padding_mask, 1)  # (B, 1, S)
         # Self-attention block.
         x = self._residual(
             inputs,
@@ -212,11 +212,11 @@ class DecoderLayer(_ResidualBlocks):
         else:
             self_mask = None
             if decoder_padding_mask is not None:
-                self_mask = decoder_padding_mask[:, tf.newaxis, :]  # (B, 1, T)
+                self_mask = tf.expand_dims(decoder_padding_mask, 1)  # (B, 1, T)
             use_causal = True
         cross_mask = None
         if encoder_padding_mask is not None:
-            cross_mask = encoder_padding_mask[:, tf.newaxis, :]  # (B, 1, S)
+            cross_mask = tf.expand_dims(encoder_padding_mask, 1)  # (B, 1, S)
 
         # Causal self-attention block.
         x = self._residual(

@@ -1,0 +1,272 @@
+"""Export of a trained seq2seq student: `.keras`, SavedModel and TFLite, with parity checks.
+
+Everything is written into `<output_dir>/export.tmp` and renamed to `<output_dir>/export`
+only once every artifact exists and every parity check passed, so a failed export never
+leaves a half-written folder behind.
+
+The `translate` signature runs the whole greedy decode (key/value cache included) inside
+the graph: an app calls it once per batch of source ids and gets target ids back. TFLite
+files use builtin ops only (no Flex, no custom ops), so a stock mobile runtime runs them.
+"""
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from tf_distill import decoding
+from tf_distill.version import __version__
+
+TFLITE_VARIANTS = {
+    "tflite_fp32": "student_fp32.tflite",
+    "tflite_fp16": "student_fp16.tflite",
+    "tflite_int8": "student_int8.tflite",
+}
+# Share of test sentences whose greedy output must equal the Keras model's, per format.
+THRESHOLDS = {"saved_model": 1.0, "tflite_fp32": 1.0, "tflite_fp16": 0.97, "tflite_int8": 0.97}
+
+
+class ExportError(RuntimeError):
+    """An export that could not be completed or failed its parity checks."""
+
+
+def _signatures_module(model, max_length, special):
+    translate = decoding.make_translate_function(model, max_length, **special)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec((None, None), tf.int32, "encoder_token_ids"),
+            tf.TensorSpec((None, None), tf.int32, "decoder_token_ids"),
+        ]
+    )
+    def forward(encoder_token_ids, decoder_token_ids):
+        logits = model(
+            {"encoder_token_ids": encoder_token_ids, "decoder_token_ids": decoder_token_ids},
+            training=False,
+        )
+        return {"logits": logits}
+
+    @tf.function(input_signature=[tf.TensorSpec((None, None), tf.int32, "encoder_token_ids")])
+    def translate_signature(encoder_token_ids):
+        return {"output_token_ids": translate(encoder_token_ids)}
+
+    module = tf.Module()
+    # Track the tf.Variables under the Keras variables: with the Keras model (or its Keras
+    # variables) as the tracked object, the TFLite converter leaves the weights as
+    # uninitialized resource variables inside the decode loop.
+    module.weights = [weight.value for weight in model.weights]
+    module.forward = forward
+    module.translate = translate_signature
+    return module
+
+
+def convert_tflite(saved_model_dir, variant, signature="translate"):
+    """Converts one signature of a SavedModel to TFLite bytes (builtin ops only).
+
+    One signature per file: quantizing several at once kept a float copy of the weights.
+    """
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        str(saved_model_dir), signature_keys=[signature]
+    )
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if variant == "tflite_fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif variant == "tflite_int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # dynamic-range int8 weights
+    return converter.convert()
+
+
+def tflite_runner(path_or_bytes, num_threads=None):
+    """A callable (B, S) int32 ids -> (B, T) int32 ids over the `translate` signature."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    if isinstance(path_or_bytes, bytes | bytearray):
+        interpreter = Interpreter(model_content=bytes(path_or_bytes), num_threads=num_threads)
+    else:
+        interpreter = Interpreter(model_path=str(path_or_bytes), num_threads=num_threads)
+    runner = interpreter.get_signature_runner("translate")
+
+    def run(source_ids):
+        out = runner(encoder_token_ids=np.asarray(source_ids, np.int32))
+        return np.asarray(next(iter(out.values())))
+
+    run.interpreter = interpreter
+    return run
+
+
+def tflite_op_names(content):
+    """Sorted names of every operator code in a TFLite flatbuffer, all subgraphs included
+    (the decode loop's body is a subgraph of its own); custom and Flex ops by their name."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    builtin_names = {
+        code: name for name, code in vars(schema.BuiltinOperator).items() if name.isupper()
+    }
+    flatbuffer = schema.Model.GetRootAsModel(bytearray(content), 0)
+    names = set()
+    for i in range(flatbuffer.OperatorCodesLength()):
+        code = flatbuffer.OperatorCodes(i)
+        if code.CustomCode():
+            names.add(code.CustomCode().decode())
+        else:
+            names.add(builtin_names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())])
+    return sorted(names)
+
+
+def _decode_rows(fn, source_ids):
+    """Runs `fn` one sentence at a time, trimmed to its real length (what an app does)."""
+    outputs = []
+    for row in source_ids:
+        ids = row[None, : max(1, int((row != 0).sum()))]
+        outputs.append(np.asarray(fn(ids))[0])
+    return np.stack(outputs)
+
+
+def _agreement(reference, candidate):
+    same_sequence = float(np.mean(np.all(reference == candidate, axis=1)))
+    real = (reference != 0) | (candidate != 0)
+    same_token = float(np.mean((reference == candidate)[real])) if real.any() else 1.0
+    return {"sequence_agreement": round(same_sequence, 4), "token_agreement": round(same_token, 4)}
+
+
+def export_student(
+    model,
+    output_dir,
+    source_ids,
+    max_length,
+    formats=("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8"),
+    special=None,
+    tokenizer_dir=None,
+    extra_metadata=None,
+    log=print,
+):
+    """Exports `model` into `<output_dir>/export` and checks every artifact against Keras.
+
+    Args:
+        model: a trained `build_transformer` model (the student).
+        output_dir: run directory; the export goes into its `export/` folder.
+        source_ids: (N, S) int32 test source ids (padded with 0) for the parity checks.
+        max_length: number of target tokens `translate` produces.
+        formats: any of `saved_model`, `tflite_fp32`, `tflite_fp16`, `tflite_int8`.
+        special: dict with `start_id`, `end_id`, `pad_id`.
+        tokenizer_dir: folder whose files (vocabularies) are copied beside the model.
+        extra_metadata: merged into `export.json`.
+
+    Returns:
+        The `export.json` dict (paths, sizes, parity figures).
+
+    Raises:
+        ExportError: a parity check fell short; nothing is left in `output_dir/export`.
+    """
+    special = special or {"start_id": 2, "end_id": 3, "pad_id": 0}
+    output_dir = Path(output_dir)
+    final = output_dir / "export"
+    tmp = output_dir / "export.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        metadata = _export_into(
+            model, tmp, np.asarray(source_ids, np.int32), max_length, formats, special, log
+        )
+        if tokenizer_dir is not None:
+            shutil.copytree(tokenizer_dir, tmp / "tokenizer")
+        metadata.update(extra_metadata or {})
+        (tmp / "export.json").write_text(json.dumps(metadata, indent=2) + "\n")
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return metadata
+
+
+def _export_into(model, directory, source_ids, max_length, formats, special, log):
+    metadata = {
+        "tf_distill_version": __version__,
+        "tensorflow_version": tf.__version__,
+        "special_token_ids": special,
+        "max_decode_length": int(max_length),
+        "max_sequence_length": int(model.get_layer("encoder_embedding").max_sequence_length),
+        "files": {},
+        "parity": {},
+    }
+    model.save(directory / "student.keras")
+    metadata["files"]["keras"] = {
+        "path": "student.keras",
+        "bytes": _size(directory / "student.keras"),
+    }
+    reference = _decode_rows(
+        lambda ids: decoding.greedy_decode(model, ids, max_length, **special), source_ids
+    )
+    module = _signatures_module(model, max_length, special)
+    # The SavedModel is also the source of the TFLite conversions.
+    path = directory / "saved_model"
+    tf.saved_model.save(
+        module,
+        str(path),
+        signatures={"translate": module.translate, "forward": module.forward},
+    )
+    if "saved_model" in formats:
+        loaded = tf.saved_model.load(str(path))
+        translate = loaded.signatures["translate"]
+        got = _decode_rows(
+            lambda ids: translate(encoder_token_ids=tf.constant(ids))["output_token_ids"],
+            source_ids,
+        )
+        parity = _agreement(reference, got)
+        decoder_ids = np.concatenate(
+            [np.full((len(source_ids), 1), special["start_id"], np.int32), reference[:, :-1]], 1
+        )
+        keras_logits = model(
+            {"encoder_token_ids": source_ids, "decoder_token_ids": decoder_ids}, training=False
+        )
+        sm_logits = loaded.signatures["forward"](
+            encoder_token_ids=tf.constant(source_ids), decoder_token_ids=tf.constant(decoder_ids)
+        )["logits"]
+        parity["max_abs_logit_diff"] = float(np.max(np.abs(keras_logits - sm_logits)))
+        metadata["parity"]["saved_model"] = parity
+        metadata["files"]["saved_model"] = {"path": "saved_model", "bytes": _size(path)}
+        log(f"export: saved_model {parity}")
+    for variant, filename in TFLITE_VARIANTS.items():
+        if variant not in formats:
+            continue
+        start = time.perf_counter()
+        content = convert_tflite(path, variant)
+        (directory / filename).write_bytes(content)
+        ops = tflite_op_names(content)
+        bad_ops = [op for op in ops if op.startswith("Flex") or op not in _builtin_names()]
+        if bad_ops:
+            raise ExportError(f"{filename} holds non-builtin ops {bad_ops}; it would not run.")
+        got = _decode_rows(tflite_runner(content), source_ids)
+        parity = _agreement(reference, got)
+        parity["conversion_s"] = round(time.perf_counter() - start, 2)
+        metadata["parity"][variant] = parity
+        metadata["files"][variant] = {"path": filename, "bytes": len(content), "ops": ops}
+        log(f"export: {filename} ({len(content):,} bytes) {parity}")
+    if "saved_model" not in formats:
+        shutil.rmtree(path)
+    for variant, parity in metadata["parity"].items():
+        if parity["sequence_agreement"] < THRESHOLDS[variant]:
+            raise ExportError(
+                f"{variant} parity too low: {parity['sequence_agreement']:.1%} of test sentences "
+                f"decode exactly as in Keras (need {THRESHOLDS[variant]:.0%}). "
+                "Train the student longer or drop this format from export.formats."
+            )
+    return metadata
+
+
+def _builtin_names():
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    return {name for name in vars(schema.BuiltinOperator) if name.isupper()} - {"CUSTOM"}
+
+
+def _size(path):
+    path = Path(path)
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
