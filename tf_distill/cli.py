@@ -33,6 +33,21 @@ def build_parser():
         "--resume", action="store_true", help="continue a killed run from its last epoch"
     )
     train.set_defaults(handler=_train)
+    translate = sub.add_parser(
+        "translate",
+        help="translate sentences with an exported student",
+        description="Translate SENTENCEs (or stdin lines) with an exported student.",
+    )
+    translate.add_argument("--model", required=True, help="run directory or its export/ folder")
+    translate.add_argument(
+        "--format",
+        default="tflite-int8",
+        choices=["tflite-int8", "tflite-fp16", "tflite-fp32", "saved_model", "keras"],
+    )
+    translate.add_argument("--threads", type=int, default=None, help="TFLite interpreter threads")
+    translate.add_argument("--benchmark", action="store_true", help="print median latency")
+    translate.add_argument("sentences", nargs="*", metavar="SENTENCE")
+    translate.set_defaults(handler=_translate)
     info = sub.add_parser("info", help="print the versions of the stack tf_distill runs on")
     info.set_defaults(handler=_info)
     return parser
@@ -58,6 +73,12 @@ def _train(args):
     return 0
 
 
+def _translate(args):
+    from tf_distill import translate
+
+    return translate.main(args)
+
+
 def _info(args):
     import keras
     import tensorflow as tf
@@ -75,7 +96,7 @@ def main(argv=None):
         return args.handler(args)
     except ValueError as error:
         # ConfigError, DataError and argument checks: one line, no traceback, status 2.
-        if type(error).__name__ not in ("ConfigError", "DataError"):
+        if type(error).__name__ not in ("ConfigError", "DataError", "TranslateError"):
             raise
         print(f"tf-distill: error: {error}", file=sys.stderr)
         return 2

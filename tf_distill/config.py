@@ -84,6 +84,10 @@ class ExportConfig:
         default_factory=lambda: ["saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8"]
     )
     max_decode_length: int | None = None  # defaults to training.max_sequence_length
+    parity_sentences: int = 200  # test sentences decoded by every format at export time
+    # Share of those sentences that fp16 / int8 files must decode exactly as Keras does
+    # (fp32 files and the SavedModel must always agree on all of them).
+    min_sequence_agreement: float = 0.97
 
 
 @dataclasses.dataclass
@@ -114,7 +118,7 @@ class Config:
 
 SECTIONS = {f.name: f for f in dataclasses.fields(Config) if f.name != "output_dir"}
 DATA_SOURCES = ("synthetic", "tsv", "parallel", "tfds")
-EXPORT_FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8", "tflite_int8_full")
+EXPORT_FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8")
 
 
 def _section_types(section_cls):
@@ -335,6 +339,11 @@ def validate(config):
             fmt in EXPORT_FORMATS,
             f"export.formats holds {fmt!r}; valid formats: {list(EXPORT_FORMATS)}.",
         )
+    _check(
+        0 <= config.export.min_sequence_agreement <= 1,
+        "export.min_sequence_agreement must be in [0, 1].",
+    )
+    _check(config.export.parity_sentences > 0, "export.parity_sentences must be positive.")
     e = config.evaluation
     _check(e.beam_size > 0, f"evaluation.beam_size must be positive. Received: {e.beam_size}.")
     _check(e.max_sentences > 0, "evaluation.max_sentences must be positive.")

@@ -340,12 +340,24 @@ class Run:
         return results
 
     def _export(self):
-        try:
-            from tf_distill import export
-        except ImportError:
-            log("export: not available in this version, skipped")
-            return
-        export.export_student(self.models["student"], self.output_dir, run=self)
+        from tf_distill import export
+
+        e = self.config.export
+        metadata = export.export_student(
+            self.models["student"],
+            self.output_dir,
+            self.test_source_ids[: e.parity_sentences],
+            self._decode_length(),
+            formats=e.formats,
+            special=self._special(),
+            tokenizer_dir=self.output_dir / "tokenizer",
+            min_sequence_agreement=e.min_sequence_agreement,
+            log=log,
+        )
+        self.export_summary = {
+            "files": {k: v["bytes"] for k, v in metadata["files"].items()},
+            "parity": metadata["parity"],
+        }
 
     def _report(self, results):
         from tf_distill import report
@@ -356,6 +368,7 @@ class Run:
             "config": self.config.to_dict(),
             "timings_s": self.timings,
             "curves": self.curves,
+            "export": getattr(self, "export_summary", None),
         }
         return report.write_report(self.output_dir, payload, self)
 

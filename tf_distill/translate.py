@@ -1,0 +1,127 @@
+"""The reference client: load an exported student, tokenize, decode, detokenize.
+
+Used by `python -m tf_distill translate`. It runs every exported format the same way an app
+would: TFLite files through the LiteRT interpreter, one `translate` call per sentence.
+"""
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+FORMATS = {
+    "tflite-int8": "student_int8.tflite",
+    "tflite-fp16": "student_fp16.tflite",
+    "tflite-fp32": "student_fp32.tflite",
+    "saved_model": "saved_model",
+    "keras": "student.keras",
+}
+
+
+class TranslateError(ValueError):
+    """A problem with the model directory or the input, explained in one line."""
+
+
+def find_export_dir(model_dir):
+    model_dir = Path(model_dir)
+    for candidate in (model_dir, model_dir / "export"):
+        if (candidate / "export.json").is_file():
+            return candidate
+    raise TranslateError(
+        f"{str(model_dir)!r} holds no export (no export.json). Pass a run's output directory "
+        "or its export/ folder, e.g. --model saved_models/small."
+    )
+
+
+class Translator:
+    """Translates sentences with one exported format of a student."""
+
+    def __init__(self, model_dir, fmt="tflite-int8", num_threads=None):
+        from tf_distill.data import Tokenizer
+
+        if fmt not in FORMATS:
+            raise TranslateError(f"--format must be one of {list(FORMATS)}. Received: {fmt!r}.")
+        self.export_dir = find_export_dir(model_dir)
+        try:
+            self.metadata = json.loads((self.export_dir / "export.json").read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise TranslateError(f"{self.export_dir / 'export.json'} is unreadable: {error}.")
+        path = self.export_dir / FORMATS[fmt]
+        if not path.exists():
+            raise TranslateError(
+                f"{path} is missing: this export has no {fmt!r} file. "
+                f"Exported formats: {sorted(self.metadata.get('files', {}))}."
+            )
+        tokenizer_dir = self.export_dir / "tokenizer"
+        try:
+            self.source_tokenizer = Tokenizer.load(tokenizer_dir, "source")
+            self.target_tokenizer = Tokenizer.load(tokenizer_dir, "target")
+        except (OSError, ValueError) as error:
+            raise TranslateError(f"tokenizer files in {tokenizer_dir} are unusable: {error}")
+        self.max_length = int(self.metadata["max_sequence_length"]) - 1
+        self._run = self._load(fmt, path, num_threads)
+
+    def _load(self, fmt, path, num_threads):
+        try:
+            if fmt.startswith("tflite"):
+                from tf_distill.export import tflite_runner
+
+                return tflite_runner(path, num_threads=num_threads)
+            import tensorflow as tf
+
+            if fmt == "saved_model":
+                signature = tf.saved_model.load(str(path)).signatures["translate"]
+                return lambda ids: signature(encoder_token_ids=tf.constant(ids))[
+                    "output_token_ids"
+                ].numpy()
+            import keras
+
+            from tf_distill import decoding
+
+            model = keras.saving.load_model(path)
+            special = self.metadata["special_token_ids"]
+            length = self.metadata["max_decode_length"]
+            return lambda ids: np.asarray(decoding.greedy_decode(model, ids, length, **special))
+        except Exception as error:  # a corrupt file fails in the loader's own way
+            raise TranslateError(
+                f"{path} could not be loaded ({type(error).__name__}: {str(error)[:200]}). "
+                "Re-run the export."
+            ) from None
+
+    def encode(self, sentence):
+        ids = list(self.source_tokenizer.tokenize([sentence])[0])
+        truncated = len(ids) > self.max_length
+        return np.array([ids[: self.max_length]], np.int32), truncated
+
+    def translate(self, sentence):
+        ids, truncated = self.encode(sentence)
+        if truncated:
+            print(
+                f"tf-distill: warning: input longer than {self.max_length} tokens was truncated",
+                file=sys.stderr,
+            )
+        out = self._run(ids)
+        return self.target_tokenizer.detokenize(np.asarray(out))[0]
+
+
+def main(args):
+    sentences = args.sentences or [line.rstrip("\n") for line in sys.stdin]
+    translator = Translator(args.model, args.format, num_threads=args.threads)
+    times = []
+    for sentence in sentences:
+        if not sentence.strip():
+            print("")  # keep line alignment with the input
+            continue
+        start = time.perf_counter()
+        print(translator.translate(sentence), flush=True)
+        times.append((time.perf_counter() - start) * 1000)
+    if args.benchmark and times:
+        print(
+            f"latency: median {statistics.median(times):.2f} ms per sentence over "
+            f"{len(times)} sentences ({args.format})",
+            file=sys.stderr,
+        )
+    return 0
