@@ -48,7 +48,9 @@ class Translator:
         try:
             self.metadata = json.loads((self.export_dir / "export.json").read_text())
         except (OSError, json.JSONDecodeError) as error:
-            raise TranslateError(f"{self.export_dir / 'export.json'} is unreadable: {error}.")
+            raise TranslateError(
+                f"{self.export_dir / 'export.json'} is unreadable: {error}."
+            ) from None
         path = self.export_dir / FORMATS[fmt]
         if not path.exists():
             raise TranslateError(
@@ -60,7 +62,9 @@ class Translator:
             self.source_tokenizer = Tokenizer.load(tokenizer_dir, "source")
             self.target_tokenizer = Tokenizer.load(tokenizer_dir, "target")
         except (OSError, ValueError) as error:
-            raise TranslateError(f"tokenizer files in {tokenizer_dir} are unusable: {error}")
+            raise TranslateError(
+                f"tokenizer files in {tokenizer_dir} are unusable: {error}"
+            ) from None
         self.max_length = int(self.metadata["max_sequence_length"]) - 1
         self._run = self._load(fmt, path, num_threads)
 
