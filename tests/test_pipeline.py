@@ -1,0 +1,149 @@
+"""The main command end to end on configs/tiny.json, its errors, --set and --resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def train(*args, cwd=ROOT, timeout=900):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    result = train("--config", "tiny.json", "--output-dir", str(out), "--set", "training.epochs=2")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out, result
+
+
+def test_tiny_pipeline_report(tiny_run):
+    out, result = tiny_run
+    report = json.loads((out / "report.json").read_text())
+    for role in ("teacher", "baseline", "student"):
+        entry = report[role]
+        for key in ("bleu", "chrf", "token_accuracy", "params", "size_bytes", "latency_ms"):
+            assert key in entry, (role, key)
+        assert 0 <= entry["bleu"] <= 100 and 0 <= entry["chrf"] <= 100
+        assert 0 <= entry["token_accuracy"] <= 1
+        assert entry["params"] > 0 and entry["size_bytes"] > 0 and entry["latency_ms"] > 0
+    assert report["student"]["params"] < report["teacher"]["params"]
+    assert report["baseline"]["params"] == report["student"]["params"]
+    assert report["data"]["train"] > report["data"]["test"] > 0
+    assert set(report["timings_s"]) >= {"data", "tokenizer", "teacher", "student", "report"}
+    assert report["config"]["training"]["epochs"] == 2  # the --set override took effect
+    assert json.loads((out / "config.json").read_text())["training"]["epochs"] == 2
+    for name in ("report.md", "curves.png", "teacher.keras", "baseline.keras", "student.keras"):
+        assert (out / name).stat().st_size > 0, name
+    assert "| BLEU (greedy) |" in (out / "report.md").read_text()
+    assert "stage teacher: start" in result.stdout
+    assert (out / "logs" / "student").is_dir()  # TensorBoard
+
+
+def test_tiny_pipeline_export(tiny_run):
+    out, _ = tiny_run
+    export = out / "export"
+    meta = json.loads((export / "export.json").read_text())
+    for name in ("student.keras", "student_fp32.tflite", "student_fp16.tflite"):
+        assert (export / name).stat().st_size > 0
+    assert (export / "saved_model" / "saved_model.pb").exists()
+    assert meta["parity"]["tflite_fp32"]["sequence_agreement"] == 1.0
+    assert meta["parity"]["saved_model"]["max_abs_logit_diff"] < 1e-4
+    for variant in ("tflite_fp32", "tflite_fp16", "tflite_int8"):
+        ops = meta["files"][variant]["ops"]
+        assert "WHILE" in ops and not [op for op in ops if op.startswith("Flex")]
+    assert not (out / "export.tmp").exists()
+
+
+@pytest.mark.parametrize("fmt", ["tflite-int8", "tflite-fp32", "saved_model", "keras"])
+def test_translate_cli_on_each_format(tiny_run, fmt):
+    out, _ = tiny_run
+    result = subprocess.run(
+        [sys.executable, "-m", "tf_distill", "translate", "--model", str(out), "--format", fmt],
+        input="The small cat is black.\n\nI do not see the dog.\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.split("\n")
+    assert len(lines) >= 3 and lines[1] == ""  # one output line per input line
+
+
+def test_translate_cli_errors(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "tf_distill", "translate", "--model", str(tmp_path), "Hello"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert "holds no export" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--config", "missing.json"], "Config file 'missing.json' not found"),
+        (["--config", "tiny.json", "--set", "distillation.alpha=2"], "distillation.alpha"),
+        (["--config", "tiny.json", "--set", "student.num_heads=3"], "must divide"),
+        (["--config", "tiny.json", "--set", "teacher.layers=3"], "Unknown key teacher.layers"),
+        (
+            ["--config", "tiny.json", "--set", "data.source=tsv", "--set", "data.path=/no/file"],
+            "data.path '/no/file' does not exist",
+        ),
+    ],
+)
+def test_config_errors_exit_2_and_write_nothing(tmp_path, args, message):
+    out = tmp_path / "out"
+    result = train(*args, "--output-dir", str(out))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not out.exists()
+
+
+def test_resume_after_interruption(tmp_path):
+    out = tmp_path / "run"
+    args = ["--config", "tiny.json", "--output-dir", str(out), "--set", "training.epochs=2"]
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    state = out / "state" / "teacher" / "state.json"
+    deadline = time.time() + 600
+    while not state.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.5)
+    assert state.exists(), "the run never checkpointed its first teacher epoch"
+    os.killpg(process.pid, signal.SIGKILL)  # killed mid-run, as by a crash or Ctrl-C
+    process.wait()
+    assert not (out / "report.json").exists()
+    refused = train(*args)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    result = train(*args, "--resume")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "resuming after epoch" in result.stdout or "already trained" in result.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["student"]["bleu"] >= 0
+    assert len(report["curves"]["teacher"]["loss"]) == 2  # both teacher epochs are on record
