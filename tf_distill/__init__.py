@@ -32,6 +32,7 @@ _LAZY = {
     "build_classifier": "tf_distill.models",
     "Distiller": "tf_distill.distiller",
     "losses": "tf_distill.losses",
+    "decoding": "tf_distill.decoding",
 }
 # Modules whose import registers every serializable tf_distill class with Keras.
 _REGISTERING_MODULES = ("tf_distill.layers",)
