@@ -33,6 +33,7 @@ _LAZY = {
     "Distiller": "tf_distill.distiller",
     "losses": "tf_distill.losses",
     "decoding": "tf_distill.decoding",
+    "data": "tf_distill.data",
 }
 # Modules whose import registers every serializable tf_distill class with Keras.
 _REGISTERING_MODULES = ("tf_distill.layers",)

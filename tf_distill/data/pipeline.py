@@ -1,0 +1,210 @@
+"""tf.data pipelines: token ids padded to a few fixed lengths, shuffled, batched, prefetched.
+
+Tokenization happens once, up front, in Python (`Tokenizer.tokenize`), into NumPy arrays;
+the `tf.data` graph then only slices, shuffles and batches in-memory tensors, which keeps
+2 CPU cores free for the model. Every batch is padded to one of `bucket_lengths`
+(default: just `max_sequence_length`), so a `jit_compile=True` model compiles one
+program per bucket length instead of one per batch.
+
+Shape legend: B batch, S source length, T target length (S = T = the bucket length).
+"""
+
+from itertools import pairwise
+
+import numpy as np
+import tensorflow as tf
+
+from tf_distill.data.errors import DataError
+
+
+def make_seq2seq_dataset(
+    pairs,
+    source_tokenizer,
+    target_tokenizer,
+    batch_size,
+    max_sequence_length,
+    bucket_lengths=None,
+    shuffle=True,
+    seed=0,
+    repeat=False,
+    drop_remainder=False,
+):
+    """A dataset of `({"encoder_token_ids", "decoder_token_ids"}, target_ids)` batches.
+
+    For a target sentence with tokens `t`, the decoder reads `[START] t` and learns to
+    write `t [END]` (teacher forcing); both are cut to `max_sequence_length`, as is the
+    source. Padding is 0 (`[PAD]`) on the right.
+
+    Args:
+        pairs: list of `(source, target)` strings.
+        source_tokenizer, target_tokenizer: `Tokenizer`s (the same one for a shared
+            vocabulary).
+        batch_size: pairs per batch.
+        max_sequence_length: the longest source and decoder sequence, in tokens.
+        bucket_lengths: increasing padded lengths, e.g. `(8, 16, 32)`; the last must be at
+            least `max_sequence_length`. A pair goes to the shortest bucket its longer side
+            fits. Default: one bucket, `max_sequence_length`.
+        shuffle: shuffle pairs within buckets and batches across buckets, anew each epoch.
+        seed: seed of the shuffles.
+        repeat: repeat forever (then pass `steps_per_epoch` to `fit`).
+        drop_remainder: drop each bucket's last, smaller batch (only full-size batch
+            shapes, for XLA); off by default so evaluation sees every pair.
+
+    Returns:
+        A `tf.data.Dataset` of `({"encoder_token_ids": int32 (B, S),
+        "decoder_token_ids": int32 (B, T)}, target_ids int32 (B, T))`.
+
+    Example:
+    >>> dataset = make_seq2seq_dataset(splits.train, source_tok, target_tok, batch_size=64,
+    ...                                max_sequence_length=32, bucket_lengths=(8, 16, 32))
+    >>> model.fit(dataset, epochs=10)
+    """
+    pairs = list(pairs)
+    if not pairs:
+        raise DataError("Cannot make a dataset from no pairs: `pairs` is empty.")
+    buckets = _check(batch_size, max_sequence_length, bucket_lengths)
+    sources = source_tokenizer.tokenize([source for source, _ in pairs])
+    targets = target_tokenizer.tokenize([target for _, target in pairs])
+    start, end = target_tokenizer.start_id, target_tokenizer.end_id
+    limit = max_sequence_length
+
+    encoder = [ids[:limit] for ids in sources]
+    decoder = [[start, *ids[: limit - 1]] for ids in targets]
+    labels = [[*ids, end][:limit] for ids in targets]
+    lengths = np.maximum([len(ids) for ids in encoder], [len(ids) for ids in decoder])
+    columns = {"encoder_token_ids": encoder, "decoder_token_ids": decoder, "targets": labels}
+    return _bucketed(
+        columns, lengths, buckets, batch_size, shuffle, seed, repeat, drop_remainder, _split_seq2seq
+    )
+
+
+def make_classification_dataset(
+    texts,
+    labels,
+    tokenizer,
+    batch_size,
+    max_sequence_length,
+    bucket_lengths=None,
+    shuffle=True,
+    seed=0,
+    repeat=False,
+    drop_remainder=False,
+):
+    """A dataset of `({"token_ids": int32 (B, S)}, labels int32 (B,))` batches.
+
+    Args:
+        texts: list of strings; labels: list of int class ids, one per text.
+        tokenizer: a `Tokenizer`. The other arguments are as in `make_seq2seq_dataset`.
+    """
+    texts = list(texts)
+    labels = list(labels)
+    if not texts:
+        raise DataError("Cannot make a dataset from no texts: `texts` is empty.")
+    if len(texts) != len(labels):
+        raise DataError(
+            f"`texts` and `labels` must have the same length. Received: {len(texts)} texts "
+            f"and {len(labels)} labels."
+        )
+    buckets = _check(batch_size, max_sequence_length, bucket_lengths)
+    token_ids = [ids[:max_sequence_length] for ids in tokenizer.tokenize(texts)]
+    lengths = np.array([len(ids) for ids in token_ids])
+    columns = {"token_ids": token_ids, "labels": np.asarray(labels, dtype="int32")}
+    return _bucketed(
+        columns,
+        lengths,
+        buckets,
+        batch_size,
+        shuffle,
+        seed,
+        repeat,
+        drop_remainder,
+        _split_classification,
+    )
+
+
+def _split_seq2seq(batch):
+    targets = batch.pop("targets")
+    return batch, targets
+
+
+def _split_classification(batch):
+    return {"token_ids": batch["token_ids"]}, batch["labels"]
+
+
+def _check(batch_size, max_sequence_length, bucket_lengths):
+    for name, value, least in (
+        ("batch_size", batch_size, 1),
+        ("max_sequence_length", max_sequence_length, 2),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise ValueError(f"`{name}` must be an integer >= {least}. Received: {name}={value!r}")
+    if bucket_lengths is None:
+        return (int(max_sequence_length),)
+    buckets = tuple(int(length) for length in bucket_lengths)
+    if not buckets or any(b <= a for a, b in pairwise(buckets)) or buckets[0] < 1:
+        raise ValueError(
+            "`bucket_lengths` must be positive and strictly increasing. "
+            f"Received: bucket_lengths={bucket_lengths!r}"
+        )
+    if buckets[-1] < max_sequence_length:
+        raise ValueError(
+            "The last of `bucket_lengths` must be at least `max_sequence_length`, or the "
+            f"longest sequences have no bucket. Received: bucket_lengths={bucket_lengths!r}, "
+            f"max_sequence_length={max_sequence_length}"
+        )
+    return buckets
+
+
+def _pad(rows, length):
+    array = np.zeros((len(rows), length), dtype="int32")
+    for i, ids in enumerate(rows):
+        array[i, : len(ids)] = ids
+    return array
+
+
+def _bucketed(columns, lengths, buckets, batch_size, shuffle, seed, repeat, drop_remainder, split):
+    """Pads each bucket's rows to its length, batches each bucket, and mixes the buckets."""
+    bucket_of = np.searchsorted(np.asarray(buckets), lengths)  # first bucket >= length
+    datasets, batch_counts = [], []
+    for index, length in enumerate(buckets):
+        rows = np.flatnonzero(bucket_of == index)
+        if rows.size == 0:
+            continue
+        tensors = {}
+        for name, values in columns.items():
+            if isinstance(values, np.ndarray):
+                tensors[name] = values[rows]
+            else:
+                tensors[name] = _pad([values[i] for i in rows], length)
+        dataset = tf.data.Dataset.from_tensor_slices(tensors)
+        if shuffle:
+            bucket_seed = None if seed is None else seed + index
+            dataset = dataset.shuffle(rows.size, seed=bucket_seed, reshuffle_each_iteration=True)
+        datasets.append(dataset.batch(batch_size, drop_remainder=drop_remainder))
+        full, rest = divmod(rows.size, batch_size)
+        batch_counts.append(full + (0 if drop_remainder or rest == 0 else 1))
+    if sum(batch_counts) == 0:
+        raise DataError(
+            f"No full batch of {batch_size}: every bucket has fewer examples. Use a smaller "
+            "batch_size or drop_remainder=False."
+        )
+    if len(datasets) == 1:
+        dataset = datasets[0]
+    elif shuffle:
+        # Batches of all buckets in a random order, each bucket in proportion to its size;
+        # a new order every epoch.
+        weights = [count / sum(batch_counts) for count in batch_counts]
+        dataset = tf.data.Dataset.sample_from_datasets(
+            datasets,
+            weights=weights,
+            seed=seed,
+            stop_on_empty_dataset=False,
+            rerandomize_each_iteration=True,
+        )
+    else:
+        dataset = datasets[0]
+        for other in datasets[1:]:
+            dataset = dataset.concatenate(other)
+    if repeat:
+        dataset = dataset.repeat()
+    return dataset.map(split, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
