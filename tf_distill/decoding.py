@@ -122,7 +122,6 @@ def greedy_decode(
         return tf.function(
             lambda ids: _greedy(parts, ids, max_length, start_id, end_id, pad_id, use_cache),
             input_signature=[tf.TensorSpec((None, None), tf.int32)],
-            reduce_retracing=True,
         )
 
     return _function(model, key, make)(source)
@@ -187,7 +186,6 @@ def beam_search(
         return tf.function(
             lambda ids: _beam(parts, ids, max_length, beam_size, alpha, start_id, end_id, pad_id),
             input_signature=[tf.TensorSpec((None, None), tf.int32)],
-            reduce_retracing=True,
         )
 
     token_ids, scores = _function(model, key, make)(source)
