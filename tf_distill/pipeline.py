@@ -259,6 +259,7 @@ class Run:
                 epochs=epochs,
                 initial_epoch=initial_epoch,
                 callbacks=callbacks,
+                shuffle=False,  # the dataset shuffles itself, within length buckets
                 verbose=2,
             )
         model.save(final)
