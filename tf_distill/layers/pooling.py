@@ -32,7 +32,7 @@ class SequencePooling(keras.layers.Layer):
             return inputs[:, 0]
         if padding_mask is None:
             return tf.reduce_mean(inputs, axis=1)
-        weights = tf.cast(padding_mask, inputs.dtype)[:, :, tf.newaxis]  # (B, T, 1)
+        weights = tf.expand_dims(tf.cast(padding_mask, inputs.dtype), -1)  # (B, T, 1)
         total = tf.reduce_sum(inputs * weights, axis=1)  # (B, D)
         count = tf.maximum(tf.reduce_sum(weights, axis=1), tf.cast(1.0, inputs.dtype))
         return total / count
