@@ -45,7 +45,7 @@ def test_tiny_pipeline_report(tiny_run):
     assert report["student"]["params"] < report["teacher"]["params"]
     assert report["baseline"]["params"] == report["student"]["params"]
     assert report["data"]["train"] > report["data"]["test"] > 0
-    assert set(report["timings_s"]) >= {"data", "tokenizer", "teacher", "student", "report"}
+    assert set(report["timings_s"]) >= {"data", "tokenizer", "teacher", "student", "export"}
     assert report["config"]["training"]["epochs"] == 2  # the --set override took effect
     assert json.loads((out / "config.json").read_text())["training"]["epochs"] == 2
     for name in ("report.md", "curves.png", "teacher.keras", "baseline.keras", "student.keras"):
