@@ -1,0 +1,296 @@
+"""`export_student` and the translate client on a tiny model (the pipeline test covers a run).
+
+One module-scoped export (SavedModel and the three TFLite files) serves every test that reads
+artifacts; the failure tests patch one step of a second, smaller export.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_distill.export as export_lib
+from tf_distill.data import Tokenizer
+from tf_distill.decoding import greedy_decode
+from tf_distill.export import ExportError, export_student, tflite_op_names, tflite_runner
+from tf_distill.models import build_transformer
+from tf_distill.translate import Translator
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECIAL = {"start_id": 2, "end_id": 3, "pad_id": 0}
+MAX_SEQUENCE_LENGTH = 16
+MAX_LENGTH = 12  # target tokens `translate` produces
+SENTENCES = [
+    "the cat is black",
+    "the dog is white",
+    "a small cat sees the dog",
+    "the black dog sleeps",
+    "I see a white cat",
+    "the dog and the cat",
+]
+TFLITE_FILES = ("student_fp32.tflite", "student_fp16.tflite", "student_int8.tflite")
+
+
+def _source_ids(tokenizer, sentences):
+    rows = tokenizer.tokenize(sentences)
+    width = max(len(row) for row in rows)
+    return np.array([row + [0] * (width - len(row)) for row in rows], np.int32)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return Tokenizer.train(SENTENCES, vocabulary_size=40)
+
+
+@pytest.fixture(scope="module")
+def model(tokenizer):
+    """Random weights plus noise (a fresh model repeats one token; this one varies), with
+    the end token's bias raised so that some rows stop early and others run to the end."""
+    keras.utils.set_random_seed(3)
+    model = build_transformer(
+        vocabulary_size=tokenizer.vocabulary_size,
+        max_sequence_length=MAX_SEQUENCE_LENGTH,
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=16,
+        intermediate_dim=32,
+        dropout=0.0,
+    )
+    rng = np.random.default_rng(0)
+    for weight in model.weights:
+        weight.assign(weight.numpy() + rng.normal(0.0, 0.3, weight.shape).astype("float32"))
+    bias = model.get_layer("output_projection").bias
+    bias.assign(bias.numpy() + 2.0 * np.eye(tokenizer.vocabulary_size, dtype="float32")[3])
+    return model
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, model, tokenizer):
+    out = tmp_path_factory.mktemp("export_run")
+    tokenizer.save(out / "tokenizer", "source")
+    tokenizer.save(out / "tokenizer", "target")
+    metadata = export_student(
+        model,
+        out,
+        _source_ids(tokenizer, SENTENCES),
+        MAX_LENGTH,
+        special=SPECIAL,
+        tokenizer_dir=out / "tokenizer",
+        # Random weights: fp16 / int8 quality is not the point here (fp32 must still be exact).
+        min_sequence_agreement=0.0,
+        extra_metadata={"run": "test"},
+        log=lambda message: None,
+    )
+    return out, metadata
+
+
+def test_export_writes_every_artifact(exported):
+    out, metadata = exported
+    export = out / "export"
+    assert not (out / "export.tmp").exists()
+    for name in ("student.keras", *TFLITE_FILES, "export.json"):
+        assert (export / name).stat().st_size > 0, name
+    assert (export / "saved_model" / "saved_model.pb").is_file()
+    for prefix in ("source", "target"):
+        assert (export / "tokenizer" / f"{prefix}_vocab.txt").is_file()
+    on_disk = json.loads((export / "export.json").read_text())
+    assert on_disk == json.loads(json.dumps(metadata))
+    assert on_disk["run"] == "test"
+    assert on_disk["special_token_ids"] == SPECIAL
+    assert on_disk["max_decode_length"] == MAX_LENGTH
+    assert on_disk["max_sequence_length"] == MAX_SEQUENCE_LENGTH
+    assert set(on_disk["parity"]) == {"saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8"}
+    assert on_disk["parity"]["saved_model"]["sequence_agreement"] == 1.0
+    assert on_disk["parity"]["tflite_fp32"]["sequence_agreement"] == 1.0
+    assert on_disk["parity"]["saved_model"]["max_abs_logit_diff"] < 1e-4
+    for variant, entry in on_disk["files"].items():
+        assert entry["bytes"] > 0, variant
+
+
+def test_saved_model_signatures_match_keras(exported, model, tokenizer):
+    out, _ = exported
+    loaded = tf.saved_model.load(str(out / "export" / "saved_model"))
+    assert set(loaded.signatures) == {"translate", "forward"}
+    source = _source_ids(tokenizer, SENTENCES)
+    expected = greedy_decode(model, source, MAX_LENGTH, **SPECIAL).numpy()
+    got = loaded.signatures["translate"](encoder_token_ids=tf.constant(source))
+    np.testing.assert_array_equal(got["output_token_ids"].numpy(), expected)
+    assert len(np.unique(expected, axis=0)) > 1  # the outputs vary: the check means something
+
+    decoder = np.concatenate([np.full((len(source), 1), 2, np.int32), expected[:, :-1]], 1)
+    keras_logits = model({"encoder_token_ids": source, "decoder_token_ids": decoder})
+    sm_logits = loaded.signatures["forward"](
+        encoder_token_ids=tf.constant(source), decoder_token_ids=tf.constant(decoder)
+    )["logits"]
+    np.testing.assert_allclose(sm_logits.numpy(), np.asarray(keras_logits), atol=1e-4)
+
+
+@pytest.mark.parametrize("filename", TFLITE_FILES)
+def test_tflite_builtin_ops_only_with_while_loop(exported, filename):
+    out, _ = exported
+    ops = tflite_op_names((out / "export" / filename).read_bytes())
+    assert "WHILE" in ops  # the decode loop is inside the model
+    assert not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"], ops
+    assert set(ops) <= export_lib._builtin_names()
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("length", [4, 9])
+def test_tflite_dynamic_batch_and_source_length(exported, model, tokenizer, batch, length):
+    out, _ = exported
+    run = tflite_runner(out / "export" / "student_fp32.tflite")
+    rng = np.random.default_rng(batch * 100 + length)
+    source = rng.integers(4, tokenizer.vocabulary_size, (batch, length)).astype(np.int32)
+    if batch > 1:
+        source[1, length // 2 :] = 0  # a padded row beside full ones
+    got = run(source)
+    assert got.shape == (batch, MAX_LENGTH) and got.dtype == np.int32
+    np.testing.assert_array_equal(got, greedy_decode(model, source, MAX_LENGTH, **SPECIAL))
+
+
+def _small_export(model, tokenizer, out, **kwargs):
+    return export_student(
+        model,
+        out,
+        _source_ids(tokenizer, SENTENCES[:2]),
+        MAX_LENGTH,
+        special=SPECIAL,
+        log=lambda message: None,
+        **kwargs,
+    )
+
+
+def _previous_export(exported, tmp_path):
+    """A run directory holding a copy of a good export, and a snapshot of its files."""
+    shutil.copytree(exported[0] / "export", tmp_path / "export")
+    snapshot = {
+        str(p.relative_to(tmp_path)): p.read_bytes()
+        for p in (tmp_path / "export").rglob("*")
+        if p.is_file()
+    }
+    return snapshot
+
+
+def _assert_untouched(tmp_path, snapshot):
+    assert not (tmp_path / "export.tmp").exists()
+    now = {
+        str(p.relative_to(tmp_path)): p.read_bytes()
+        for p in (tmp_path / "export").rglob("*")
+        if p.is_file()
+    }
+    assert now == snapshot
+
+
+def test_failed_export_leaves_nothing_behind(model, tokenizer, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("converter crashed")
+
+    monkeypatch.setattr(export_lib, "convert_tflite", broken)
+    fresh = tmp_path / "fresh"
+    with pytest.raises(RuntimeError, match="converter crashed"):
+        _small_export(model, tokenizer, fresh, formats=("tflite_fp32",))
+    assert not (fresh / "export").exists() and not (fresh / "export.tmp").exists()
+
+
+def test_failed_export_keeps_previous_export(exported, model, tokenizer, tmp_path, monkeypatch):
+    snapshot = _previous_export(exported, tmp_path)
+    monkeypatch.setattr(
+        export_lib, "convert_tflite", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full"))
+    )
+    with pytest.raises(OSError, match="disk full"):
+        _small_export(model, tokenizer, tmp_path, formats=("saved_model", "tflite_int8"))
+    _assert_untouched(tmp_path, snapshot)
+
+
+def test_low_quantized_parity_is_an_export_error(exported, model, tokenizer, tmp_path, monkeypatch):
+    snapshot = _previous_export(exported, tmp_path)
+    real = export_lib._agreement
+    calls = []
+
+    def int8_disagrees(reference, candidate):
+        calls.append(1)
+        # The first comparison is the SavedModel's; the int8 file's is the second. Flip the
+        # first int8 row, so one sentence of two (50%) decodes differently from Keras.
+        if len(calls) == 2:
+            candidate = candidate.copy()
+            candidate[0] = reference[0] + 1
+        return real(reference, candidate)
+
+    monkeypatch.setattr(export_lib, "_agreement", int8_disagrees)
+    with pytest.raises(ExportError, match=r"tflite_int8 parity too low: 50\.0%.*need 97%"):
+        _small_export(model, tokenizer, tmp_path, formats=("saved_model", "tflite_int8"))
+    _assert_untouched(tmp_path, snapshot)
+
+
+# The translate client. ------------------------------------------------------------------
+
+
+def translate_cli(*args, stdin=""):
+    return subprocess.run(
+        [sys.executable, "-m", "tf_distill", "translate", *args],
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""},
+    )
+
+
+def _one_line_error(result):
+    assert result.returncode == 2, result.stderr[-2000:]
+    # TensorFlow's C++ start-up may log to stderr before Python runs; ours is one line.
+    lines = [line for line in result.stderr.splitlines() if line.startswith("tf-distill:")]
+    assert len(lines) == 1 and lines[0].startswith("tf-distill: error:"), result.stderr
+    assert result.stderr.strip().endswith(lines[0])
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_translate_cli_model_dir_without_export(tmp_path):
+    line = _one_line_error(translate_cli("--model", str(tmp_path), "the cat"))
+    assert "holds no export" in line
+
+
+def test_translate_cli_corrupt_tflite(exported, tmp_path):
+    shutil.copytree(exported[0] / "export", tmp_path / "export")
+    path = tmp_path / "export" / "student_int8.tflite"
+    path.write_bytes(path.read_bytes()[:200])
+    line = _one_line_error(
+        translate_cli("--model", str(tmp_path), "--format", "tflite-int8", "the cat")
+    )
+    assert "student_int8.tflite could not be loaded" in line and "Re-run the export" in line
+
+
+def test_translate_cli_unknown_format_rejected(exported):
+    result = translate_cli("--model", str(exported[0]), "--format", "onnx", "the cat")
+    assert result.returncode == 2
+    assert "invalid choice: 'onnx'" in result.stderr
+
+
+def test_translate_cli_keeps_empty_lines(exported):
+    result = translate_cli(
+        "--model", str(exported[0]), "--format", "tflite-fp32", stdin="the cat\n\nthe dog\n"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.split("\n")
+    assert len(lines) == 4 and lines[1] == "" and lines[3] == "", result.stdout
+
+
+def test_translator_truncates_overlong_input(exported, tokenizer, capsys):
+    translator = Translator(exported[0], "tflite-fp32")
+    sentence = " ".join(["the black cat sees the white dog"] * 4)
+    assert len(tokenizer.tokenize(sentence)) > translator.max_length
+    text = translator.translate(sentence)
+    assert isinstance(text, str)
+    captured = capsys.readouterr()
+    assert "warning: input longer than 15 tokens was truncated" in captured.err
+    ids, truncated = translator.encode(sentence)
+    assert truncated and ids.shape == (1, 15)
