@@ -126,6 +126,7 @@ class NounPhrase:
         "pronoun",
         "gender_known",
         "tags",
+        "has_relative",
     )
 
     def __init__(
@@ -151,6 +152,7 @@ class NounPhrase:
         self.pronoun = pronoun
         self.gender_known = gender_known
         self.tags = tags
+        self.has_relative = False
 
 
 class Phrases:
@@ -385,7 +387,7 @@ class Phrases:
         fr = fr_det + fr_rest
         fr_negated = fr if fr_negated_det is None else fr_negated_det + fr_rest
         person = THIRD_PLURAL if plural else THIRD_SINGULAR
-        return NounPhrase(
+        phrase = NounPhrase(
             en,
             "pl" if plural else "3sg",
             fr,
@@ -396,6 +398,8 @@ class Phrases:
             gender_known=len(genders) == 1,
             tags=noun.tags,
         )
+        phrase.has_relative = relative is not None
+        return phrase
 
     def _determiner(self, kind, noun, gender, fr_plural, plural, adjective_before):
         """English and French determiner words; French after a negation (or None: same)."""
