@@ -92,6 +92,16 @@ def test_truncation(pairs, tokenizers):
     assert (targets[:, -1] != tokenizers[1].end_id).any()
 
 
+def test_last_bucket_may_exceed_max_sequence_length(pairs, tokenizers):
+    dataset = make_seq2seq_dataset(
+        pairs, *tokenizers, batch_size=64, max_sequence_length=24, bucket_lengths=(12, 25)
+    )
+    for inputs, targets in batches(dataset):
+        assert targets.shape[1] in (12, 25)
+        for array in (inputs["encoder_token_ids"], inputs["decoder_token_ids"], targets):
+            assert not array[:, 24:].any()
+
+
 def test_shuffle_is_seeded_and_repeat_goes_on(pairs, tokenizers):
     def first_targets(seed):
         dataset = make_seq2seq_dataset(

@@ -65,16 +65,29 @@ def make_seq2seq_dataset(
     buckets = _check(batch_size, max_sequence_length, bucket_lengths)
     sources = source_tokenizer.tokenize([source for source, _ in pairs])
     targets = target_tokenizer.tokenize([target for _, target in pairs])
-    start, end = target_tokenizer.start_id, target_tokenizer.end_id
     limit = max_sequence_length
 
-    encoder = [ids[:limit] for ids in sources]
-    decoder = [[start, *ids[: limit - 1]] for ids in targets]
-    labels = [[*ids, end][:limit] for ids in targets]
-    lengths = np.maximum([len(ids) for ids in encoder], [len(ids) for ids in decoder])
+    width = buckets[-1]
+    encoder, encoder_lengths = _pad(sources, limit, width)
+    target_ids, target_lengths = _pad(targets, limit, width)
+    decoder = np.zeros_like(target_ids)
+    decoder[:, 0] = target_tokenizer.start_id
+    decoder[:, 1:limit] = target_ids[:, : limit - 1]
+    labels = target_ids
+    room = np.flatnonzero(target_lengths < limit)  # rows not cut short get [END]
+    labels[room, target_lengths[room]] = target_tokenizer.end_id
+    lengths = np.maximum(encoder_lengths, np.minimum(target_lengths + 1, limit))
     columns = {"encoder_token_ids": encoder, "decoder_token_ids": decoder, "targets": labels}
     return _bucketed(
-        columns, lengths, buckets, batch_size, shuffle, seed, repeat, drop_remainder, _split_seq2seq
+        columns,
+        lengths,
+        buckets,
+        batch_size,
+        shuffle,
+        seed,
+        repeat,
+        drop_remainder,
+        _split_seq2seq,
     )
 
 
@@ -106,8 +119,7 @@ def make_classification_dataset(
             f"and {len(labels)} labels."
         )
     buckets = _check(batch_size, max_sequence_length, bucket_lengths)
-    token_ids = [ids[:max_sequence_length] for ids in tokenizer.tokenize(texts)]
-    lengths = np.array([len(ids) for ids in token_ids])
+    token_ids, lengths = _pad(tokenizer.tokenize(texts), max_sequence_length, buckets[-1])
     columns = {"token_ids": token_ids, "labels": np.asarray(labels, dtype="int32")}
     return _bucketed(
         columns,
@@ -155,27 +167,32 @@ def _check(batch_size, max_sequence_length, bucket_lengths):
     return buckets
 
 
-def _pad(rows, length):
-    array = np.zeros((len(rows), length), dtype="int32")
+def _pad(rows, limit, width):
+    """Id lists cut to `limit` -> an int32 (N, width) zero-padded array, and their lengths."""
+    array = np.zeros((len(rows), width), dtype="int32")
+    lengths = np.zeros(len(rows), dtype="int64")
     for i, ids in enumerate(rows):
-        array[i, : len(ids)] = ids
-    return array
+        n = min(len(ids), limit)
+        array[i, :n] = ids[:n]
+        lengths[i] = n
+    return array, lengths
 
 
 def _bucketed(columns, lengths, buckets, batch_size, shuffle, seed, repeat, drop_remainder, split):
-    """Pads each bucket's rows to its length, batches each bucket, and mixes the buckets."""
+    """Cuts each bucket's rows to its length, batches each bucket, and mixes the buckets.
+
+    `columns` are arrays with one row per example, 2-D ones padded to the longest bucket.
+    """
     bucket_of = np.searchsorted(np.asarray(buckets), lengths)  # first bucket >= length
     datasets, batch_counts = [], []
     for index, length in enumerate(buckets):
         rows = np.flatnonzero(bucket_of == index)
         if rows.size == 0:
             continue
-        tensors = {}
-        for name, values in columns.items():
-            if isinstance(values, np.ndarray):
-                tensors[name] = values[rows]
-            else:
-                tensors[name] = _pad([values[i] for i in rows], length)
+        tensors = {
+            name: values[rows, :length] if values.ndim == 2 else values[rows]
+            for name, values in columns.items()
+        }
         dataset = tf.data.Dataset.from_tensor_slices(tensors)
         if shuffle:
             bucket_seed = None if seed is None else seed + index

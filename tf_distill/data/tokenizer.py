@@ -40,7 +40,6 @@ _WORDS = regex.compile(
     rf"{_PUNCTUATION}|{_CJK}|[^\s\p{{Cc}}\p{{Cf}}{_PUNCTUATION[1:-1]}{_CJK[1:-1]}]+"
 )
 _HAS_CJK = regex.compile(_CJK).search
-_WHITESPACE = regex.compile(r"\s+")
 
 # Detokenization: where spaces go around punctuation (English, French and Spanish usage,
 # without the French space before ? ! : ;).
@@ -104,13 +103,21 @@ class Tokenizer:
             raise ValueError(
                 f"`vocabulary_size` must be an int. Received: vocabulary_size={vocabulary_size!r}"
             )
-        normalized = [normalize(text, lowercase) for text in texts]
-        if not any(normalized):
+        texts = list(texts)
+        if not any(text.strip() for text in texts):
             raise ValueError("Cannot train a tokenizer on no text: `texts` is empty.")
         if learner == "fast":
-            counts = Counter(chain.from_iterable(map(split_words, normalized)))
+            # Count space-separated chunks first: far fewer distinct ones than words seen.
+            chunks = Counter(
+                chain.from_iterable(unicodedata.normalize("NFC", text).split() for text in texts)
+            )
+            counts = Counter()
+            for chunk, count in chunks.items():
+                for word in split_words(_case_fold(chunk) if lowercase else chunk):
+                    counts[word] += count
             vocabulary = learn_word_piece_vocabulary(counts, vocabulary_size, SPECIAL_TOKENS)
         elif learner == "keras_hub":
+            normalized = [normalize(text, lowercase) for text in texts]
             vocabulary = _keras_hub_vocabulary(normalized, vocabulary_size)
         else:
             raise ValueError(
@@ -127,14 +134,25 @@ class Tokenizer:
         return [self._encode(text) for text in texts]
 
     def _encode(self, text):
+        # The cache maps a space-separated chunk ("está?") to its ids, so the common case is
+        # one dict lookup per chunk. Splitting a chunk gives the same words as splitting
+        # the whole text (whitespace always separates words).
         ids = []
         cache = self._cache
-        for word in split_words(normalize(text, self.lowercase)):
-            pieces = cache.get(word)
+        for chunk in unicodedata.normalize("NFC", text).split():
+            pieces = cache.get(chunk)
             if pieces is None:
-                pieces = cache[word] = self._pieces(word)
+                pieces = cache[chunk] = self._encode_chunk(chunk)
             ids.extend(pieces)
         return ids
+
+    def _encode_chunk(self, chunk):
+        if self.lowercase:
+            chunk = _case_fold(chunk)
+        pieces = []
+        for word in split_words(chunk):
+            pieces.extend(self._pieces(word))
+        return tuple(pieces)
 
     def _pieces(self, word):
         """Greedy longest-match-first WordPiece, as keras-hub and tensorflow-text do it."""
@@ -271,11 +289,13 @@ class Tokenizer:
 
 def normalize(text, lowercase=False):
     """NFC, whitespace runs (any Unicode space) to one ASCII space, optional case fold."""
-    text = _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
-    if lowercase:
-        # keras-hub's case folding: NFKC_Casefold.
-        text = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
-    return text
+    text = " ".join(unicodedata.normalize("NFC", text).split())
+    return _case_fold(text) if lowercase else text
+
+
+def _case_fold(text):
+    # keras-hub's case folding: NFKC_Casefold.
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
 
 
 def split_words(text):
