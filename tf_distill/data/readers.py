@@ -199,8 +199,7 @@ def read_tfds(name, split="train", data_dir=None, download=False, source_key=Non
             ) from error
     source_key, target_key = _tfds_keys(builder, name, source_key, target_key)
     available = list(builder.info.splits)
-    base_split = split.split("[")[0]
-    if base_split not in available:
+    if any(part.split("[")[0].strip() not in available for part in split.split("+")):
         raise DataError(
             f"TFDS dataset {name!r} has no split {split!r}. Available splits: {available}."
         )
