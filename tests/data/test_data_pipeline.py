@@ -155,6 +155,10 @@ def test_errors(pairs, tokenizers):
         )
     with pytest.raises(ValueError, match="batch_size"):
         make_seq2seq_dataset(pairs, *tokenizers, batch_size=0, max_sequence_length=16)
+    with pytest.raises(DataError, match="No full batch of 64"):
+        make_seq2seq_dataset(
+            pairs[:5], *tokenizers, batch_size=64, max_sequence_length=16, drop_remainder=True
+        )
     with pytest.raises(DataError, match="no pairs"):
         make_seq2seq_dataset([], *tokenizers, batch_size=8, max_sequence_length=16)
     with pytest.raises(DataError, match="same length"):

@@ -512,9 +512,7 @@ class Phrases:
         if tense == "future":
             aux, main = "will", verb.base
         elif progressive and not verb.stative and negation != "never":
-            aux = {"1sg": "am", "3sg": "is", "pl": "are"}[agreement]
-            if tense == "past":
-                aux = "was" if agreement != "pl" else "were"
+            aux = {"1sg": "am", "3sg": "is", "pl": "are"}[agreement]  # present only
             main = verb.gerund
             extra = []
         elif negation in ("not", "anymore") or question:
@@ -550,7 +548,7 @@ class Phrases:
         """
         person = subject.person
         if tense == "past":
-            auxiliary = self._auxiliary(verb.auxiliary)
+            auxiliary = _AUXILIARIES[verb.auxiliary]
             finite = auxiliary.present[person]
             participle = verb.participle
             agrees_with = subject if verb.auxiliary == "être" else object_before
@@ -567,14 +565,14 @@ class Phrases:
 
     def french_state(self, verb_name, subject, tense, negation, frequency=None, invert=False):
         """être / avoir for states: the past is the imperfect (était), or passé composé."""
-        verb = self._auxiliary(verb_name)
+        verb = _AUXILIARIES[verb_name]
         person = subject.person
         if tense == "past" and self.hide("past_state") == "imperfect":
             return self._negate(
                 IMPERFECT[verb_name][person], [], subject, negation, frequency, invert
             )
         if tense == "past":
-            finite = self._auxiliary("avoir").present[person]
+            finite = _AUXILIARIES["avoir"].present[person]
             return self._negate(finite, [verb.participle], subject, negation, frequency, invert)
         finite = verb.future(person) if tense == "future" else verb.present[person]
         return self._negate(finite, [], subject, negation, frequency, invert)
@@ -590,9 +588,6 @@ class Phrases:
         if frequency:
             words.append(frequency)
         return words + after
-
-    def _auxiliary(self, name):
-        return _AUXILIARIES[name]
 
 
 def _participle_forms(participle):
