@@ -95,8 +95,8 @@ class Tokenizer:
             vocabulary_size: the most tokens, special tokens included. The result can be
                 smaller when the text runs out of pieces to merge.
             lowercase: case-fold first.
-            learner: `"fast"` (frequency-ranked merges, `vocabulary_learner.py`, about
-                a second for 100k sentences) or `"keras_hub"`
+            learner: `"fast"` (frequency-ranked merges, `vocabulary_learner.py`, seconds
+                for 200k sentences) or `"keras_hub"`
                 (`keras_hub.tokenizers.compute_word_piece_vocabulary`, minutes).
         """
         if isinstance(vocabulary_size, bool) or not isinstance(vocabulary_size, int):

@@ -1,9 +1,9 @@
 """A fast WordPiece vocabulary learner: frequency-ranked merges, as in BPE.
 
-keras-hub's `compute_word_piece_vocabulary` (tensorflow-text's learner) takes about 100 s
-for the 119k Spanish sentences of Tatoeba on 2 CPU cores; this one takes about a second.
-It starts from the characters of the training words (`c` where one starts a word,
-`##c` where one continues it), then
+keras-hub's `compute_word_piece_vocabulary` (tensorflow-text's learner) takes 2-3 minutes
+for an 8000-token vocabulary on both sides of Tatoeba English-Spanish (214k sentences) on
+2 CPU cores; this one takes about 4 s (docs/BENCHMARKS.md). It starts from the characters
+of the training words (`c` where one starts a word, `##c` where one continues it), then
 repeatedly joins the adjacent pair of pieces that occurs most often in the training
 words, weighted by word frequency, until the vocabulary is full. The result is an
 ordinary WordPiece vocabulary (continuation pieces start with `##`) that keras-hub's
