@@ -12,7 +12,7 @@ def log_softmax(z):
 
 
 def numpy_reference(y, zs, zt, alpha, temperature, pad=0):
-    """The objective of ../shared/DESIGN.md written plainly in float64 NumPy."""
+    """The distillation objective (CE + T^2 KL over real tokens) in plain float64 NumPy."""
     zs, zt = zs.astype("float64"), zt.astype("float64")
     real = y != pad
     ls = log_softmax(zs)

@@ -30,7 +30,7 @@ class DataConfig:
     num_pairs: int = 20000  # synthetic corpus size
     ambiguity: float = 0.3  # synthetic: probability mass on alternative translations
     max_pairs: int | None = None  # cap on pairs read from a file / tfds
-    valid_size: float = 0.05  # fraction (< 1) or count of source sentences
+    valid_size: float = 0.05  # fraction (< 1) or count of pairs (a source's pairs stay together)
     test_size: float = 0.05
     seed: int = 0
 
@@ -330,9 +330,10 @@ def validate(config):
             t.bucket_lengths == sorted(set(t.bucket_lengths))
             and t.bucket_lengths
             and t.bucket_lengths[0] > 0
-            and t.bucket_lengths[-1] <= t.max_sequence_length + 1,
-            "training.bucket_lengths must be increasing positive lengths, the last at most "
-            f"max_sequence_length + 1. Received: {t.bucket_lengths}.",
+            and t.max_sequence_length <= t.bucket_lengths[-1] <= t.max_sequence_length + 1,
+            "training.bucket_lengths must be increasing positive lengths, the last equal to "
+            "max_sequence_length or max_sequence_length + 1. "
+            f"Received: {t.bucket_lengths} with max_sequence_length={t.max_sequence_length}.",
         )
     for fmt in config.export.formats:
         _check(
