@@ -54,7 +54,8 @@ def test_configs_shipped_with_the_repo_are_valid():
         ({"teacher": {"layers": 2}}, r"Unknown key teacher.layers. Valid keys of 'teacher'"),
         ({"training": {"epochs": "ten"}}, "training.epochs must be an integer"),
         ({"training": {"epochs": 2.5}}, "training.epochs must be an integer"),
-        ({"training": {"jit_compile": 1}}, "training.jit_compile must be true or false"),
+        ({"training": {"jit_compile": 1}}, "training.jit_compile must be true or false or a"),
+        ({"training": {"jit_compile": "yes"}}, r'jit_compile must be true, false or "auto"'),
         ({"distillation": {"alpha": 1.5}}, r"distillation.alpha must be in \[0, 1\]"),
         ({"distillation": {"temperature": 0}}, "distillation.temperature must be positive"),
         (
@@ -91,3 +92,12 @@ def test_file_errors(tmp_path):
         cfg.load(write(tmp_path, {}), ["training.epochs"])
     with pytest.raises(cfg.ConfigError, match="Unknown config section 'trainin'"):
         cfg.load(write(tmp_path, {}), ["trainin.epochs=3"])
+
+
+def test_jit_compile_auto_follows_the_visible_devices():
+    import tensorflow as tf
+
+    assert cfg.Config().training.jit_compile == "auto"
+    assert cfg.resolve_jit_compile("auto") is bool(tf.config.list_physical_devices("GPU"))
+    assert cfg.resolve_jit_compile(True) is True
+    assert cfg.resolve_jit_compile(False) is False

@@ -72,7 +72,9 @@ class TrainingConfig:
     warmup_steps: int = 200
     max_sequence_length: int = 32
     bucket_lengths: list[int] | None = None
-    jit_compile: bool = True
+    # "auto": XLA on when a GPU is visible. On CPU it measured slower here (compile
+    # minutes per model, no faster steps; docs/BENCHMARKS.md), so auto leaves it off.
+    jit_compile: bool | str = "auto"
     early_stopping_patience: int = 3
     seed: int = 0
 
@@ -133,6 +135,15 @@ def _coerce(value, annotation, where):
         if value is None:
             return None
         annotation = next(a for a in args if a is not type(None))
+    elif len(args) > 1 and typing.get_origin(annotation) is not list:
+        # A union such as `bool | str`: the first member the value fits.
+        for member in args:
+            try:
+                return _coerce(value, member, where)
+            except ConfigError:
+                continue
+        names = " or ".join(_type_name(a) for a in args)
+        raise ConfigError(f"{where} must be {names}. Received: {value!r}.")
     origin = typing.get_origin(annotation)
     if origin is list:
         (item,) = typing.get_args(annotation)
@@ -156,6 +167,12 @@ def _coerce(value, annotation, where):
             raise ConfigError(f"{where} must be a string. Received: {value!r}.")
         return value
     raise ConfigError(f"{where}: unsupported type {annotation!r}.")  # pragma: no cover
+
+
+def _type_name(annotation):
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        annotation, getattr(annotation, "__name__", str(annotation))
+    )
 
 
 def from_dict(raw):
@@ -325,6 +342,10 @@ def validate(config):
         f"training.learning_rate must be positive. Received: {t.learning_rate}.",
     )
     _check(t.warmup_steps >= 0, "training.warmup_steps must be >= 0.")
+    _check(
+        t.jit_compile in (True, False, "auto"),
+        f'training.jit_compile must be true, false or "auto". Received: {t.jit_compile!r}.',
+    )
     if t.bucket_lengths is not None:
         _check(
             t.bucket_lengths == sorted(set(t.bucket_lengths))
@@ -349,3 +370,12 @@ def validate(config):
     _check(e.beam_size > 0, f"evaluation.beam_size must be positive. Received: {e.beam_size}.")
     _check(e.max_sentences > 0, "evaluation.max_sentences must be positive.")
     return config
+
+
+def resolve_jit_compile(setting):
+    """`training.jit_compile` as a bool: "auto" means on when TensorFlow sees a GPU."""
+    if setting != "auto":
+        return bool(setting)
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))

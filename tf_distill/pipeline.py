@@ -16,7 +16,7 @@ import numpy as np
 
 from tf_distill import data as data_lib
 from tf_distill import evaluation
-from tf_distill.config import ConfigError
+from tf_distill.config import ConfigError, resolve_jit_compile
 from tf_distill.distiller import Distiller
 from tf_distill.models import build_transformer
 
@@ -237,7 +237,7 @@ class Run:
             alpha=0.05,
         )
         optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=1e-4, clipnorm=1.0)
-        trainer.compile(optimizer=optimizer, jit_compile=t.jit_compile)
+        trainer.compile(optimizer=optimizer, jit_compile=resolve_jit_compile(t.jit_compile))
         initial_epoch = 0
         if self.resume and (state_dir / "state.json").exists():
             initial_epoch = self._restore(trainer, model, optimizer, state_dir)

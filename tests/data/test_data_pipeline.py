@@ -53,6 +53,18 @@ def test_shapes_dtypes_and_buckets(pairs, tokenizers):
         smaller = max([b for b in BUCKETS if b < encoder.shape[1]], default=0)
         assert real.max() > smaller
     assert len(lengths) >= 2  # short and long sentences land in different buckets
+    # `fit` gets the true step count up front (no "input ran out of data" warning).
+    assert int(dataset.cardinality()) == len(seen)
+    shuffled = make_seq2seq_dataset(
+        pairs,
+        *tokenizers,
+        batch_size=32,
+        max_sequence_length=32,
+        bucket_lengths=BUCKETS,
+        shuffle=True,
+        seed=1,
+    )
+    assert int(shuffled.cardinality()) == len(batches(shuffled)) == len(seen)
 
 
 def test_teacher_forcing_layout(pairs, tokenizers):

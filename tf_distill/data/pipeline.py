@@ -224,4 +224,8 @@ def _bucketed(columns, lengths, buckets, batch_size, shuffle, seed, repeat, drop
             dataset = dataset.concatenate(other)
     if repeat:
         dataset = dataset.repeat()
+    else:
+        # The batch count is known; saying so gives `fit` a step count for its progress
+        # output from the first epoch on, instead of "your input ran out of data".
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(sum(batch_counts)))
     return dataset.map(split, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
