@@ -90,6 +90,9 @@ class ExportConfig:
     # Share of those sentences that fp16 / int8 files must decode exactly as Keras does
     # (fp32 files and the SavedModel must always agree on all of them).
     min_sequence_agreement: float = 0.97
+    # "dynamic": int8 weights, float activations. "full": activations in int8 too, their
+    # ranges calibrated on the parity sentences (ops without an int8 kernel stay float).
+    int8_mode: str = "dynamic"
 
 
 @dataclasses.dataclass
@@ -366,6 +369,10 @@ def validate(config):
         "export.min_sequence_agreement must be in [0, 1].",
     )
     _check(config.export.parity_sentences > 0, "export.parity_sentences must be positive.")
+    _check(
+        config.export.int8_mode in ("dynamic", "full"),
+        f"export.int8_mode must be 'dynamic' or 'full'. Received: {config.export.int8_mode!r}.",
+    )
     e = config.evaluation
     _check(e.beam_size > 0, f"evaluation.beam_size must be positive. Received: {e.beam_size}.")
     _check(e.max_sentences > 0, "evaluation.max_sentences must be positive.")

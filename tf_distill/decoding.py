@@ -1,7 +1,7 @@
 """Greedy decoding and beam search for `build_transformer` models, with a key/value cache.
 
 Every decoder runs as a `tf.function` around one `tf.while_loop` over a fixed `max_length`.
-With the cache each step embeds one token, writes its keys/values into a (B, L, 2, T, N, H)
+With the cache each step embeds one token, writes its keys/values into a (B, 2L, T, N, H)
 self-attention buffer of fixed size and reads the encoder keys/values projected once, so
 every new token costs the same whatever its position. Without the cache each step re-runs
 the whole decoder on the prefix (cost grows with the position); it is kept as the reference
@@ -296,7 +296,7 @@ def _greedy(parts, source, max_length, start_id, end_id, pad_id, use_cache):
     if use_cache:
         cache = parts.decoder.empty_self_attention_cache(
             batch, max_length, dtype=parts.decoder.compute_dtype
-        )  # (B, L, 2, T, N, H)
+        )  # (B, 2L, T, N, H)
         cross_cache = parts.decoder.compute_cross_attention_cache(encoder_out)
     else:
         cache = tf.zeros(())  # unused loop variable
@@ -340,7 +340,7 @@ def _beam(parts, source, max_length, beam_size, alpha, start_id, end_id, pad_id)
     cross_cache = parts.decoder.compute_cross_attention_cache(encoder_out)
     cache = parts.decoder.empty_self_attention_cache(
         batch * k, max_length, dtype=parts.decoder.compute_dtype
-    )  # (B * K, L, 2, T, N, H)
+    )  # (B * K, 2L, T, N, H)
     vocabulary_size = parts.decoder_embedding.vocabulary_size
     positions = tf.range(max_length)  # (T,)
     rank_in_top_k = tf.range(2 * k) < k  # (2K,)

@@ -27,6 +27,9 @@ TFLITE_VARIANTS = {
 }
 
 
+SIGNATURE_INPUTS = {"translate": "encoder_token_ids", "classify": "token_ids"}
+
+
 class ExportError(RuntimeError):
     """An export that could not be completed or failed its parity checks."""
 
@@ -61,10 +64,14 @@ def _signatures_module(model, max_length, special):
     return module
 
 
-def convert_tflite(saved_model_dir, variant, signature="translate"):
+def convert_tflite(saved_model_dir, variant, signature="translate", calibration_inputs=None):
     """Converts one signature of a SavedModel to TFLite bytes (builtin ops only).
 
     One signature per file: quantizing several at once kept a float copy of the weights.
+    `tflite_int8` is dynamic-range (int8 weights, float activations) unless
+    `calibration_inputs` is given: then it is integer quantization with activation ranges
+    calibrated on those inputs (a list of `{input_name: array}` dicts, one per call), ops
+    without an int8 kernel staying in float. Token ids stay int32 either way.
     """
     converter = tf.lite.TFLiteConverter.from_saved_model(
         str(saved_model_dir), signature_keys=[signature]
@@ -74,22 +81,35 @@ def convert_tflite(saved_model_dir, variant, signature="translate"):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     elif variant == "tflite_int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # dynamic-range int8 weights
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if calibration_inputs is not None:
+            samples = list(calibration_inputs)
+            if not samples:
+                raise ExportError("Full int8 quantization needs at least one calibration input.")
+
+            def representative_dataset():
+                for sample in samples:
+                    yield {name: np.asarray(value) for name, value in sample.items()}
+
+            converter.representative_dataset = representative_dataset
     return converter.convert()
 
 
-def tflite_runner(path_or_bytes, num_threads=None):
-    """A callable (B, S) int32 ids -> (B, T) int32 ids over the `translate` signature."""
+def tflite_runner(path_or_bytes, num_threads=None, signature="translate"):
+    """A callable over one signature of a TFLite model, through the LiteRT interpreter:
+    `translate` maps (B, S) int32 source ids to (B, T) int32 output ids, `classify` maps
+    (B, T) int32 token ids to (B, C) class probabilities."""
     from ai_edge_litert.interpreter import Interpreter
 
     if isinstance(path_or_bytes, bytes | bytearray):
         interpreter = Interpreter(model_content=bytes(path_or_bytes), num_threads=num_threads)
     else:
         interpreter = Interpreter(model_path=str(path_or_bytes), num_threads=num_threads)
-    runner = interpreter.get_signature_runner("translate")
+    runner = interpreter.get_signature_runner(signature)
+    input_name = SIGNATURE_INPUTS[signature]
 
-    def run(source_ids):
-        out = runner(encoder_token_ids=np.asarray(source_ids, np.int32))
+    def run(ids):
+        out = runner(**{input_name: np.asarray(ids, np.int32)})
         return np.asarray(next(iter(out.values())))
 
     run.interpreter = interpreter
@@ -131,31 +151,52 @@ def _agreement(reference, candidate):
     return {"sequence_agreement": round(same_sequence, 4), "token_agreement": round(same_token, 4)}
 
 
+INT8_MODES = ("dynamic", "full")
+
+
+def is_classifier(model):
+    """True for a `build_classifier` model (class logits from `token_ids`)."""
+    return len(model.outputs[0].shape) == 2 and "token_ids" in _input_names(model)
+
+
+def _input_names(model):
+    return [getattr(t, "name", "").split(":")[0] for t in model.inputs]
+
+
 def export_student(
     model,
     output_dir,
     source_ids,
-    max_length,
+    max_length=None,
     formats=("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8"),
     special=None,
     tokenizer_dir=None,
     extra_metadata=None,
     min_sequence_agreement=0.97,
+    int8_mode="dynamic",
     log=print,
 ):
     """Exports `model` into `<output_dir>/export` and checks every artifact against Keras.
 
+    A seq2seq student (`build_transformer`) gets the `translate` signature (greedy decode in
+    the graph) and a SavedModel `forward` signature (teacher-forced logits); a classifier
+    (`build_classifier`) gets `classify` (class probabilities).
+
     Args:
-        model: a trained `build_transformer` model (the student).
+        model: a trained `build_transformer` or `build_classifier` model (the student).
         output_dir: run directory; the export goes into its `export/` folder.
-        source_ids: (N, S) int32 test source ids (padded with 0) for the parity checks.
-        max_length: number of target tokens `translate` produces.
+        source_ids: (N, S) int32 test inputs (padded with 0) for the parity checks, also
+            the calibration inputs of a full int8 file.
+        max_length: number of target tokens `translate` produces (seq2seq only).
         formats: any of `saved_model`, `tflite_fp32`, `tflite_fp16`, `tflite_int8`.
-        special: dict with `start_id`, `end_id`, `pad_id`.
+        special: dict with `start_id`, `end_id`, `pad_id` (seq2seq only).
         tokenizer_dir: folder whose files (vocabularies) are copied beside the model.
         extra_metadata: merged into `export.json`.
         min_sequence_agreement: share of `source_ids` that fp16 / int8 files must decode
-            exactly as Keras does (the SavedModel and fp32 files must match every one).
+            exactly as Keras does (classifiers: give the same label); the SavedModel and
+            fp32 files must match on every one.
+        int8_mode: `"dynamic"` (int8 weights, float activations) or `"full"` (activations
+            quantized too, their ranges calibrated on `source_ids`).
 
     Returns:
         The `export.json` dict (paths, sizes, parity figures).
@@ -163,16 +204,25 @@ def export_student(
     Raises:
         ExportError: a parity check fell short; nothing is left in `output_dir/export`.
     """
+    if int8_mode not in INT8_MODES:
+        raise ValueError(f"`int8_mode` must be one of {INT8_MODES}. Received: {int8_mode!r}.")
+    classifier = is_classifier(model)
+    if not classifier and max_length is None:
+        raise ValueError("`max_length` is required to export a seq2seq model.")
     special = special or {"start_id": 2, "end_id": 3, "pad_id": 0}
     output_dir = Path(output_dir)
     final = output_dir / "export"
     tmp = output_dir / "export.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    source_ids = np.asarray(source_ids, np.int32)
     try:
-        metadata = _export_into(
-            model, tmp, np.asarray(source_ids, np.int32), max_length, formats, special, log
-        )
+        if classifier:
+            metadata = _export_classifier_into(model, tmp, source_ids, formats, int8_mode, log)
+        else:
+            metadata = _export_into(
+                model, tmp, source_ids, max_length, formats, special, int8_mode, log
+            )
         _check_parity(metadata["parity"], min_sequence_agreement)
         if tokenizer_dir is not None:
             shutil.copytree(tokenizer_dir, tmp / "tokenizer")
@@ -186,10 +236,22 @@ def export_student(
     return metadata
 
 
-def _export_into(model, directory, source_ids, max_length, formats, special, log):
+def _calibration_inputs(variant, int8_mode, signature, rows):
+    """Representative inputs for a full int8 file: the parity rows, trimmed as an app
+    sends them; None for every other file."""
+    if variant != "tflite_int8" or int8_mode != "full":
+        return None
+    name = SIGNATURE_INPUTS[signature]
+    return [{name: row[None, : max(1, int((row != 0).sum()))]} for row in rows]
+
+
+def _export_into(model, directory, source_ids, max_length, formats, special, int8_mode, log):
     metadata = {
         "tf_distill_version": __version__,
         "tensorflow_version": tf.__version__,
+        "task": "translation",
+        "signature": "translate",
+        "int8_mode": int8_mode,
         "special_token_ids": special,
         "max_decode_length": int(max_length),
         "max_sequence_length": int(model.get_layer("encoder_embedding").max_sequence_length),
@@ -237,12 +299,9 @@ def _export_into(model, directory, source_ids, max_length, formats, special, log
         if variant not in formats:
             continue
         start = time.perf_counter()
-        content = convert_tflite(path, variant)
-        (directory / filename).write_bytes(content)
+        calibration = _calibration_inputs(variant, int8_mode, "translate", source_ids)
+        content = _convert_checked(path, variant, "translate", calibration, directory / filename)
         ops = tflite_op_names(content)
-        bad_ops = [op for op in ops if op.startswith("Flex") or op not in _builtin_names()]
-        if bad_ops:
-            raise ExportError(f"{filename} holds non-builtin ops {bad_ops}; it would not run.")
         got = _decode_rows(tflite_runner(content), source_ids)
         parity = _agreement(reference, got)
         parity["conversion_s"] = round(time.perf_counter() - start, 2)
@@ -254,14 +313,101 @@ def _export_into(model, directory, source_ids, max_length, formats, special, log
     return metadata
 
 
-def _check_parity(parities, min_sequence_agreement):
+def _convert_checked(saved_model_dir, variant, signature, calibration, path):
+    """Converts, refuses any op a stock runtime lacks, writes the file; returns its bytes."""
+    content = convert_tflite(saved_model_dir, variant, signature, calibration)
+    ops = tflite_op_names(content)
+    bad_ops = [op for op in ops if op.startswith("Flex") or op not in _builtin_names()]
+    if bad_ops:
+        raise ExportError(f"{path.name} holds non-builtin ops {bad_ops}; it would not run.")
+    path.write_bytes(content)
+    return content
+
+
+def _classify_module(model):
+    @tf.function(input_signature=[tf.TensorSpec((None, None), tf.int32, "token_ids")])
+    def classify(token_ids):
+        logits = tf.cast(model({"token_ids": token_ids}, training=False), tf.float32)
+        return {"probabilities": tf.nn.softmax(logits, axis=-1)}
+
+    module = tf.Module()
+    module.weights = [weight.value for weight in model.weights]  # as in _signatures_module
+    module.classify = classify
+    return module
+
+
+def _label_agreement(reference, candidate):
+    return {
+        "label_agreement": round(float(np.mean(reference.argmax(-1) == candidate.argmax(-1))), 4),
+        "max_abs_probability_diff": float(np.max(np.abs(reference - candidate))),
+    }
+
+
+def _export_classifier_into(model, directory, token_ids, formats, int8_mode, log):
+    metadata = {
+        "tf_distill_version": __version__,
+        "tensorflow_version": tf.__version__,
+        "task": "classification",
+        "signature": "classify",
+        "int8_mode": int8_mode,
+        "num_classes": int(model.outputs[0].shape[-1]),
+        "max_sequence_length": int(model.get_layer("embedding").max_sequence_length),
+        "files": {},
+        "parity": {},
+    }
+    model.save(directory / "student.keras")
+    metadata["files"]["keras"] = {
+        "path": "student.keras",
+        "bytes": _size(directory / "student.keras"),
+    }
+    module = _classify_module(model)
+    reference = _decode_rows(
+        lambda ids: module.classify(tf.constant(ids))["probabilities"], token_ids
+    )
+    path = directory / "saved_model"
+    tf.saved_model.save(module, str(path), signatures={"classify": module.classify})
+    if "saved_model" in formats:
+        classify = tf.saved_model.load(str(path)).signatures["classify"]
+        got = _decode_rows(
+            lambda ids: classify(token_ids=tf.constant(ids))["probabilities"], token_ids
+        )
+        metadata["parity"]["saved_model"] = parity = _label_agreement(reference, got)
+        metadata["files"]["saved_model"] = {"path": "saved_model", "bytes": _size(path)}
+        log(f"export: saved_model {parity}")
+    for variant, filename in TFLITE_VARIANTS.items():
+        if variant not in formats:
+            continue
+        start = time.perf_counter()
+        calibration = _calibration_inputs(variant, int8_mode, "classify", token_ids)
+        content = _convert_checked(path, variant, "classify", calibration, directory / filename)
+        got = _decode_rows(tflite_runner(content, signature="classify"), token_ids)
+        parity = _label_agreement(reference, got)
+        parity["conversion_s"] = round(time.perf_counter() - start, 2)
+        metadata["parity"][variant] = parity
+        metadata["files"][variant] = {
+            "path": filename,
+            "bytes": len(content),
+            "ops": tflite_op_names(content),
+        }
+        log(f"export: {filename} ({len(content):,} bytes) {parity}")
+    if "saved_model" not in formats:
+        shutil.rmtree(path)
+    return metadata
+
+
+def _check_parity(parities, min_agreement):
     for variant, parity in parities.items():
-        needed = 1.0 if variant in ("saved_model", "tflite_fp32") else min_sequence_agreement
-        parity["required_sequence_agreement"] = needed
-        if parity["sequence_agreement"] < needed:
+        exact = variant in ("saved_model", "tflite_fp32")
+        needed = 1.0 if exact else min_agreement
+        if "label_agreement" in parity:
+            key, what = "label_agreement", "test inputs get the same label"
+        else:
+            key, what = "sequence_agreement", "test sentences decode exactly"
+        parity[f"required_{key}"] = needed
+        if parity[key] < needed:
             raise ExportError(
-                f"{variant} parity too low: {parity['sequence_agreement']:.1%} of test sentences "
-                f"decode exactly as in Keras (need {needed:.0%}). "
+                f"{variant} parity too low: {parity[key]:.1%} of {what} as in Keras "
+                f"(need {needed:.0%}). "
                 "Train the student longer or drop this format from export.formats."
             )
 

@@ -353,6 +353,7 @@ class Run:
             special=self._special(),
             tokenizer_dir=self.output_dir / "tokenizer",
             min_sequence_agreement=e.min_sequence_agreement,
+            int8_mode=e.int8_mode,
             log=log,
         )
         self.export_summary = {

@@ -115,10 +115,12 @@ class Encoder(_Stack):
 class Decoder(_Stack):
     """`num_layers` decoder layers (plus a final LayerNorm when pre-norm).
 
-    For incremental decoding pass `self_attention_cache` (B, L, 2, T_max, N, H) and
+    For incremental decoding pass `self_attention_cache` (B, 2L, T_max, N, H) and
     `self_attention_cache_update_index`, and optionally `cross_attention_cache`
-    (B, L, 2, S, N, H) from `compute_cross_attention_cache`; the call then returns
-    `(output, self_attention_cache)`.
+    (B, 2L, S, N, H) from `compute_cross_attention_cache`; the call then returns
+    `(output, self_attention_cache)`. Rows 2i and 2i + 1 of axis 1 hold layer i's keys and
+    values. The layers share axis 1 with keys/values (5-D, not (B, L, 2, ...)) because
+    TFLite's StridedSlice takes at most 5-D inputs: the int8 calibrator fails on 6-D slices.
 
     Args: `num_layers` and those of `DecoderLayer`.
 
@@ -145,16 +147,16 @@ class Decoder(_Stack):
         self.built = True
 
     def empty_self_attention_cache(self, batch_size, max_length, dtype="float32"):
-        """Zeros of shape (B, L, 2, T_max, N, H) for incremental decoding."""
+        """Zeros of shape (B, 2L, T_max, N, H) for incremental decoding."""
         head = self.hidden_dim // self.num_heads
         return tf.zeros(
-            tf.stack([batch_size, self.num_layers, 2, max_length, self.num_heads, head]),
+            tf.stack([batch_size, 2 * self.num_layers, max_length, self.num_heads, head]),
             dtype=dtype,
         )
 
     def compute_cross_attention_cache(self, encoder_sequence):
-        """Projects the encoder output once per layer: (B, L, 2, S, N, H)."""
-        return tf.stack(
+        """Projects the encoder output once per layer: (B, 2L, S, N, H)."""
+        return tf.concat(
             [
                 layer.cross_attention.compute_key_value_cache(encoder_sequence)
                 for layer in self.transformer_layers
@@ -176,8 +178,9 @@ class Decoder(_Stack):
         x = decoder_sequence
         new_caches = []
         for i, layer in enumerate(self.transformer_layers):
-            layer_cache = None if self_attention_cache is None else self_attention_cache[:, i]
-            cross_cache = None if cross_attention_cache is None else cross_attention_cache[:, i]
+            rows = slice(2 * i, 2 * i + 2)  # layer i's keys and values
+            layer_cache = None if self_attention_cache is None else self_attention_cache[:, rows]
+            cross_cache = None if cross_attention_cache is None else cross_attention_cache[:, rows]
             x = layer(
                 x,
                 encoder_sequence,
@@ -193,5 +196,5 @@ class Decoder(_Stack):
                 new_caches.append(layer_cache)
         x = self._finish(x)
         if self_attention_cache is not None:
-            return x, tf.stack(new_caches, axis=1)
+            return x, tf.concat(new_caches, axis=1)
         return x
