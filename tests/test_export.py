@@ -294,3 +294,22 @@ def test_translator_truncates_overlong_input(exported, tokenizer, capsys):
     assert "warning: input longer than 15 tokens was truncated" in captured.err
     ids, truncated = translator.encode(sentence)
     assert truncated and ids.shape == (1, 15)
+
+
+def test_full_int8_translate_converts_with_calibration(model, tokenizer, tmp_path):
+    """The decode loop (5-D caches) runs in the int8 calibrator; activations become int8."""
+    metadata = _small_export(
+        model,
+        tokenizer,
+        tmp_path,
+        formats=("tflite_int8",),
+        min_sequence_agreement=0.0,  # random weights: quality is not the point here
+        int8_mode="full",
+    )
+    assert metadata["int8_mode"] == "full"
+    ops = metadata["files"]["tflite_int8"]["ops"]
+    assert {"WHILE", "QUANTIZE", "DEQUANTIZE"} <= set(ops)
+    assert set(ops) <= export_lib._builtin_names()
+    run = tflite_runner(tmp_path / "export" / "student_int8.tflite")
+    got = run(_source_ids(tokenizer, SENTENCES[:2]))
+    assert got.shape == (2, MAX_LENGTH) and got.dtype == np.int32
