@@ -86,6 +86,37 @@ def test_translate_cli_on_each_format(tiny_run, fmt):
     assert len(lines) >= 3 and lines[1] == ""  # one output line per input line
 
 
+def test_export_cli_re_exports_a_run(tiny_run, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run[0], run_dir, ignore=shutil.ignore_patterns("logs", "state"))
+    result = subprocess.run(
+        [sys.executable, "-m", "tf_distill", "export", "--run-dir", str(run_dir)]
+        + ["--set", 'export.formats=["saved_model", "tflite_fp32"]'],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "tflite_fp32:" in result.stdout and "100.0% identical to Keras" in result.stdout
+    meta = json.loads((run_dir / "export" / "export.json").read_text())
+    assert set(meta["parity"]) == {"saved_model", "tflite_fp32"}
+    assert meta["parity"]["tflite_fp32"]["sequence_agreement"] == 1.0
+    assert not (run_dir / "export" / "student_int8.tflite").exists()  # the old export is gone
+
+    missing = subprocess.run(
+        [sys.executable, "-m", "tf_distill", "export", "--run-dir", str(tmp_path / "nothing")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert missing.returncode == 2 and "holds no config.json" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1, missing.stderr
+
+
 def test_translate_cli_errors(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "tf_distill", "translate", "--model", str(tmp_path), "Hello"],
@@ -123,6 +154,7 @@ def test_config_errors_exit_2_and_write_nothing(tmp_path, args, message):
 def test_resume_after_interruption(tmp_path):
     out = tmp_path / "run"
     args = ["--config", "tiny.json", "--output-dir", str(out), "--set", "training.epochs=2"]
+    args += ["--set", "distillation.sequence_level=true"]  # its teacher translations resume too
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "train.py"), *args],
         cwd=ROOT,
@@ -147,3 +179,30 @@ def test_resume_after_interruption(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["student"]["bleu"] >= 0
     assert len(report["curves"]["teacher"]["loss"]) == 2  # both teacher epochs are on record
+    translations = (out / "teacher_translations.tsv").read_text(encoding="utf-8").splitlines()
+    assert len(translations) > report["data"]["train"] // 2
+    assert all(len(line.split("\t")) == 2 for line in translations)
+
+
+def test_failed_export_still_writes_the_report(tmp_path, monkeypatch):
+    """An export that fails its parity check fails the run, but keeps its evaluation."""
+    import tf_distill.export as export_lib
+    from tf_distill import config as config_lib
+    from tf_distill.pipeline import run_pipeline
+
+    def parity_too_low(*args, **kwargs):
+        raise export_lib.ExportError("tflite_int8 parity too low: 50.0% of test sentences")
+
+    monkeypatch.setattr(export_lib, "export_student", parity_too_low)
+    config = config_lib.load(
+        ROOT / "configs" / "tiny.json",
+        ["training.epochs=1", "distillation.baseline=false", f"output_dir={tmp_path / 'run'}"],
+    )
+    with pytest.raises(export_lib.ExportError, match="parity too low"):
+        run_pipeline(config)
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["export"] == {"error": "tflite_int8 parity too low: 50.0% of test sentences"}
+    assert report["student"]["bleu"] >= 0
+    assert (
+        "Export failed: tflite_int8 parity too low" in (tmp_path / "run" / "report.md").read_text()
+    )

@@ -48,6 +48,21 @@ def build_parser():
     translate.add_argument("--benchmark", action="store_true", help="print median latency")
     translate.add_argument("sentences", nargs="*", metavar="SENTENCE")
     translate.set_defaults(handler=_translate)
+    export = sub.add_parser(
+        "export",
+        help="export a finished run's student again (SavedModel, TFLite), with parity checks",
+        description="Re-export the student of a run directory written by `train`.",
+    )
+    export.add_argument("--run-dir", required=True, help="a run's output directory")
+    export.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override the run's config, e.g. --set export.int8_mode=full",
+    )
+    export.set_defaults(handler=_export)
     info = sub.add_parser("info", help="print the versions of the stack tf_distill runs on")
     info.set_defaults(handler=_info)
     return parser
@@ -70,6 +85,19 @@ def _train(args):
             f"student: {ratios['bleu_vs_teacher']:.1%} of the teacher's BLEU with "
             f"{ratios['params_vs_teacher']:.1%} of its parameters"
         )
+    return 0
+
+
+def _export(args):
+    from tf_distill.pipeline import export_run
+
+    summary = export_run(args.run_dir, args.overrides)
+    for variant, size in summary["files"].items():
+        parity = summary["parity"].get(variant, {})
+        agreement = parity.get("sequence_agreement", parity.get("label_agreement"))
+        same = "" if agreement is None else f", {agreement:.1%} identical to Keras"
+        print(f"{variant}: {size:,} bytes{same}")
+    print(f"export: {args.run_dir}/export")
     return 0
 
 
@@ -100,6 +128,12 @@ def main(argv=None):
             raise
         print(f"tf-distill: error: {error}", file=sys.stderr)
         return 2
+    except RuntimeError as error:
+        # A parity check that fell short: the model, not the input, is at fault.
+        if type(error).__name__ != "ExportError":
+            raise
+        print(f"tf-distill: export failed: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

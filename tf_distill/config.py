@@ -61,6 +61,9 @@ class DistillationConfig:
     alpha: float = 0.5
     temperature: float = 2.0
     baseline: bool = True  # also train the student without a teacher
+    # Sequence-level KD (Kim & Rush, 2016): the student's targets are the teacher's greedy
+    # translations of the training sources (the CE + T^2 KL loss stays).
+    sequence_level: bool = False
 
 
 @dataclasses.dataclass

@@ -18,7 +18,9 @@ from tf_distill import data as data_lib
 from tf_distill import evaluation
 from tf_distill.config import ConfigError, resolve_jit_compile
 from tf_distill.distiller import Distiller
+from tf_distill.export import ExportError
 from tf_distill.models import build_transformer
+from tf_distill.sequence_kd import teacher_translations
 
 ROLES = ("teacher", "baseline", "student")
 
@@ -98,9 +100,19 @@ class Run:
             self.models["baseline"] = self._stage("baseline", lambda: self._train_student(False))
         self.models["student"] = self._stage("student", lambda: self._train_student(True))
         results = self._stage("evaluation", self._evaluate)
+        export_error = None
         if c.export.enabled:
-            self._stage("export", self._export)
-        return self._stage("report", lambda: self._report(results))
+            try:
+                self._stage("export", self._export)
+            except ExportError as error:
+                # Keep the evaluation: write the report, then fail the run.
+                export_error = error
+                self.export_summary = {"error": str(error)}
+                log(f"stage export: failed: {error}")
+        report = self._stage("report", lambda: self._report(results))
+        if export_error is not None:
+            raise export_error
+        return report
 
     # Stages.
 
@@ -159,6 +171,7 @@ class Run:
             max_sequence_length=t.max_sequence_length,
             bucket_lengths=t.bucket_lengths,
         )
+        self.dataset_args = common
         self.train_ds = data_lib.make_seq2seq_dataset(
             self.splits.train, shuffle=True, seed=t.seed, **common
         )
@@ -214,9 +227,41 @@ class Run:
         keras.utils.set_random_seed(self.config.training.seed + 1)
         model = self._build(role)
         teacher = self.models["teacher"] if distill else None
-        return self._fit(role, model, teacher, self.config.training.epochs)
+        train_ds = self.train_ds
+        if distill and self.config.distillation.sequence_level:
+            train_ds = self._teacher_targets()
+        return self._fit(role, model, teacher, self.config.training.epochs, train_ds)
 
-    def _fit(self, role, model, teacher, epochs):
+    def _teacher_targets(self):
+        """The training sources paired with the teacher's greedy translations, as a
+        dataset (sequence-level KD); the pairs are kept in the run for `--resume`."""
+        path = self.output_dir / "teacher_translations.tsv"
+        if self.resume and path.exists():
+            pairs = data_lib.read_tsv(path)
+            log(f"teacher translations loaded from {path}")
+        else:
+            start = time.perf_counter()
+            sources = [s for s, _ in self.splits.train]
+            log(f"teacher translating {len(sources)} training sources (sequence-level KD)")
+            hypotheses = teacher_translations(
+                self.models["teacher"],
+                sources,
+                self.source_tokenizer,
+                self.target_tokenizer,
+                self.config.training.max_sequence_length,
+                self._decode_length(),
+                log=log,
+            )
+            pairs = [(s, h) for s, h in zip(sources, hypotheses, strict=True) if h.strip()]
+            clean = [(s, h) for s, h in pairs if "\t" not in s + h and "\n" not in s + h]
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text("".join(f"{s}\t{h}\n" for s, h in clean), encoding="utf-8")
+            tmp.rename(path)
+            self.timings["teacher_translations"] = round(time.perf_counter() - start, 2)
+        t = self.config.training
+        return data_lib.make_seq2seq_dataset(pairs, shuffle=True, seed=t.seed, **self.dataset_args)
+
+    def _fit(self, role, model, teacher, epochs, train_ds=None):
         t, d = self.config.training, self.config.distillation
         state_dir = self.output_dir / "state" / role
         final = self.output_dir / f"{role}.keras"
@@ -254,7 +299,7 @@ class Run:
         log(f"{role}: {model.count_params():,} parameters, {epochs} epochs")
         if initial_epoch < epochs:
             trainer.fit(
-                self.train_ds,
+                self.train_ds if train_ds is None else train_ds,
                 validation_data=self.valid_ds,
                 epochs=epochs,
                 initial_epoch=initial_epoch,
@@ -418,6 +463,49 @@ def _pad_ids(tokenizer, texts, max_length):
         row = list(row)[:max_length]
         out[i, : len(row)] = row
     return out
+
+
+def export_run(run_dir, overrides=(), log_fn=log):
+    """Exports the student of a finished run again (e.g. other formats, or full int8).
+
+    Reads `<run_dir>/config.json`, applies `section.key=value` overrides, rebuilds the test
+    split from the config's data (deterministic) for the parity checks, loads
+    `<run_dir>/student.keras` and the run's tokenizer, and writes `<run_dir>/export`
+    (replacing a previous export only when the new one is complete and passes parity).
+    """
+    from tf_distill import config as config_lib
+
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.json"
+    student_path = run_dir / "student.keras"
+    if not config_path.is_file():
+        raise ConfigError(
+            f"{str(run_dir)!r} holds no config.json. Pass a directory written by "
+            "`tf-distill train`, e.g. --run-dir saved_models/small."
+        )
+    if not student_path.is_file():
+        raise ConfigError(
+            f"{str(run_dir)!r} holds no student.keras: the run did not finish training its "
+            "student. Finish it with `tf-distill train --config ... --resume` first."
+        )
+    try:
+        raw = json.loads(config_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ConfigError(f"{config_path}: not a valid JSON config.") from None
+    for override in overrides:
+        config_lib.apply_override(raw, override)
+    raw["output_dir"] = str(run_dir)
+    config = config_lib.from_dict(raw)
+    run = Run(config, resume=True)
+    run._data()
+    run._tokenizer()
+    run.test_source_ids = _pad_ids(
+        run.source_tokenizer, [s for s, _ in run.splits.test], config.training.max_sequence_length
+    )
+    run.models = {"student": keras.saving.load_model(student_path)}
+    log_fn(f"exporting {student_path}")
+    run._export()
+    return run.export_summary
 
 
 def run_pipeline(config, resume=False):

@@ -85,6 +85,16 @@ def write_report(output_dir, report, run=None):
             for role in ROLES:
                 if role in report:
                     lines.append(f"   - {role}: {report[role]['samples'][i]}")
+    export = report.get("export")
+    if export:
+        lines += ["", "## Export", ""]
+        if "error" in export:
+            lines.append(f"Export failed: {export['error']}")
+        for name, size in export.get("files", {}).items():
+            parity = export.get("parity", {}).get(name, {})
+            agreement = parity.get("sequence_agreement", parity.get("label_agreement"))
+            same = "" if agreement is None else f"; {agreement:.1%} of test outputs as in Keras"
+            lines.append(f"- {name}: {size:,} bytes{same}")
     lines += ["", "## Stage timings (s)", ""]
     lines += [f"- {name}: {seconds}" for name, seconds in report["timings_s"].items()]
     (output_dir / "report.md").write_text("\n".join(lines) + "\n")
