@@ -252,10 +252,14 @@ class Run:
                 self._decode_length(),
                 log=log,
             )
-            pairs = [(s, h) for s, h in zip(sources, hypotheses, strict=True) if h.strip()]
-            clean = [(s, h) for s, h in pairs if "\t" not in s + h and "\n" not in s + h]
+            # Empty outputs (no target) and stray tabs / newlines (no TSV line) are dropped.
+            pairs = [
+                (s, h)
+                for s, h in zip(sources, hypotheses, strict=True)
+                if h.strip() and not {"\t", "\n"} & set(s + h)
+            ]
             tmp = path.with_suffix(".tmp")
-            tmp.write_text("".join(f"{s}\t{h}\n" for s, h in clean), encoding="utf-8")
+            tmp.write_text("".join(f"{s}\t{h}\n" for s, h in pairs), encoding="utf-8")
             tmp.rename(path)
             self.timings["teacher_translations"] = round(time.perf_counter() - start, 2)
         t = self.config.training
