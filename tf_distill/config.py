@@ -75,8 +75,8 @@ class TrainingConfig:
     warmup_steps: int = 200
     max_sequence_length: int = 32
     bucket_lengths: list[int] | None = None
-    # "auto": XLA on when a GPU is visible. On CPU it measured slower here (compile
-    # minutes per model, no faster steps; docs/BENCHMARKS.md), so auto leaves it off.
+    # "auto": XLA on when a GPU is visible. On CPU, at small.json's shapes, it measured
+    # slower here (compile minutes per model, slower steps; docs/BENCHMARKS.md).
     jit_compile: bool | str = "auto"
     early_stopping_patience: int = 3
     seed: int = 0
