@@ -89,6 +89,9 @@ def _train(args):
 
 
 def _export(args):
+    from tf_distill import config as config_lib
+
+    config_lib.finished_run_files(args.run_dir)  # a bad --run-dir fails before TF loads
     from tf_distill.pipeline import export_run
 
     summary = export_run(args.run_dir, args.overrides)

@@ -389,3 +389,21 @@ def resolve_jit_compile(setting):
     import tensorflow as tf
 
     return bool(tf.config.list_physical_devices("GPU"))
+
+
+def finished_run_files(run_dir):
+    """`(config.json, student.keras)` of a run directory written by `train`; a ConfigError
+    naming what is missing otherwise. Cheap: TensorFlow is not imported."""
+    run_dir = Path(run_dir)
+    config_path, student_path = run_dir / "config.json", run_dir / "student.keras"
+    if not config_path.is_file():
+        raise ConfigError(
+            f"{str(run_dir)!r} holds no config.json. Pass a directory written by "
+            "`tf-distill train`, e.g. --run-dir saved_models/small."
+        )
+    if not student_path.is_file():
+        raise ConfigError(
+            f"{str(run_dir)!r} holds no student.keras: the run did not finish training its "
+            "student. Finish it with `tf-distill train --config ... --resume` first."
+        )
+    return config_path, student_path

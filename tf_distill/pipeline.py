@@ -480,18 +480,7 @@ def export_run(run_dir, overrides=(), log_fn=log):
     from tf_distill import config as config_lib
 
     run_dir = Path(run_dir)
-    config_path = run_dir / "config.json"
-    student_path = run_dir / "student.keras"
-    if not config_path.is_file():
-        raise ConfigError(
-            f"{str(run_dir)!r} holds no config.json. Pass a directory written by "
-            "`tf-distill train`, e.g. --run-dir saved_models/small."
-        )
-    if not student_path.is_file():
-        raise ConfigError(
-            f"{str(run_dir)!r} holds no student.keras: the run did not finish training its "
-            "student. Finish it with `tf-distill train --config ... --resume` first."
-        )
+    config_path, student_path = config_lib.finished_run_files(run_dir)
     try:
         raw = json.loads(config_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
