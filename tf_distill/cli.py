@@ -20,14 +20,7 @@ def build_parser():
         description="Run the whole pipeline for one JSON config.",
     )
     train.add_argument("--config", required=True, help="JSON config (e.g. configs/small.json)")
-    train.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override one config value (repeatable), e.g. --set training.epochs=3",
-    )
+    _add_set_argument(train, "override one config value (repeatable), e.g. training.epochs=3")
     train.add_argument("--output-dir", help="where outputs go (overrides output_dir)")
     train.add_argument(
         "--resume", action="store_true", help="continue a killed run from its last epoch"
@@ -54,18 +47,22 @@ def build_parser():
         description="Re-export the student of a run directory written by `train`.",
     )
     export.add_argument("--run-dir", required=True, help="a run's output directory")
-    export.add_argument(
+    _add_set_argument(export, "override the run's config, e.g. export.int8_mode=full")
+    export.set_defaults(handler=_export)
+    info = sub.add_parser("info", help="print the versions of the stack tf_distill runs on")
+    info.set_defaults(handler=_info)
+    return parser
+
+
+def _add_set_argument(parser, help_text):
+    parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
         default=[],
         metavar="SECTION.KEY=VALUE",
-        help="override the run's config, e.g. --set export.int8_mode=full",
+        help=help_text,
     )
-    export.set_defaults(handler=_export)
-    info = sub.add_parser("info", help="print the versions of the stack tf_distill runs on")
-    info.set_defaults(handler=_info)
-    return parser
 
 
 def _train(args):

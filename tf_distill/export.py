@@ -246,23 +246,12 @@ def _calibration_inputs(variant, int8_mode, signature, rows):
 
 
 def _export_into(model, directory, source_ids, max_length, formats, special, int8_mode, log):
-    metadata = {
-        "tf_distill_version": __version__,
-        "tensorflow_version": tf.__version__,
-        "task": "translation",
-        "signature": "translate",
-        "int8_mode": int8_mode,
-        "special_token_ids": special,
-        "max_decode_length": int(max_length),
-        "max_sequence_length": int(model.get_layer("encoder_embedding").max_sequence_length),
-        "files": {},
-        "parity": {},
-    }
-    model.save(directory / "student.keras")
-    metadata["files"]["keras"] = {
-        "path": "student.keras",
-        "bytes": _size(directory / "student.keras"),
-    }
+    metadata = _start_metadata(model, directory, "translation", "translate", int8_mode)
+    metadata.update(
+        special_token_ids=special,
+        max_decode_length=int(max_length),
+        max_sequence_length=int(model.get_layer("encoder_embedding").max_sequence_length),
+    )
     reference = _decode_rows(
         lambda ids: decoding.greedy_decode(model, ids, max_length, **special), source_ids
     )
@@ -295,21 +284,18 @@ def _export_into(model, directory, source_ids, max_length, formats, special, int
         metadata["parity"]["saved_model"] = parity
         metadata["files"]["saved_model"] = {"path": "saved_model", "bytes": _size(path)}
         log(f"export: saved_model {parity}")
-    for variant, filename in TFLITE_VARIANTS.items():
-        if variant not in formats:
-            continue
-        start = time.perf_counter()
-        calibration = _calibration_inputs(variant, int8_mode, "translate", source_ids)
-        content = _convert_checked(path, variant, "translate", calibration, directory / filename)
-        ops = tflite_op_names(content)
-        got = _decode_rows(tflite_runner(content), source_ids)
-        parity = _agreement(reference, got)
-        parity["conversion_s"] = round(time.perf_counter() - start, 2)
-        metadata["parity"][variant] = parity
-        metadata["files"][variant] = {"path": filename, "bytes": len(content), "ops": ops}
-        log(f"export: {filename} ({len(content):,} bytes) {parity}")
-    if "saved_model" not in formats:
-        shutil.rmtree(path)
+    _tflite_files(
+        path,
+        directory,
+        formats,
+        int8_mode,
+        "translate",
+        source_ids,
+        reference,
+        _agreement,
+        metadata,
+        log,
+    )
     return metadata
 
 
@@ -344,22 +330,11 @@ def _label_agreement(reference, candidate):
 
 
 def _export_classifier_into(model, directory, token_ids, formats, int8_mode, log):
-    metadata = {
-        "tf_distill_version": __version__,
-        "tensorflow_version": tf.__version__,
-        "task": "classification",
-        "signature": "classify",
-        "int8_mode": int8_mode,
-        "num_classes": int(model.outputs[0].shape[-1]),
-        "max_sequence_length": int(model.get_layer("embedding").max_sequence_length),
-        "files": {},
-        "parity": {},
-    }
-    model.save(directory / "student.keras")
-    metadata["files"]["keras"] = {
-        "path": "student.keras",
-        "bytes": _size(directory / "student.keras"),
-    }
+    metadata = _start_metadata(model, directory, "classification", "classify", int8_mode)
+    metadata.update(
+        num_classes=int(model.outputs[0].shape[-1]),
+        max_sequence_length=int(model.get_layer("embedding").max_sequence_length),
+    )
     module = _classify_module(model)
     reference = _decode_rows(
         lambda ids: module.classify(tf.constant(ids))["probabilities"], token_ids
@@ -374,14 +349,59 @@ def _export_classifier_into(model, directory, token_ids, formats, int8_mode, log
         metadata["parity"]["saved_model"] = parity = _label_agreement(reference, got)
         metadata["files"]["saved_model"] = {"path": "saved_model", "bytes": _size(path)}
         log(f"export: saved_model {parity}")
+    _tflite_files(
+        path,
+        directory,
+        formats,
+        int8_mode,
+        "classify",
+        token_ids,
+        reference,
+        _label_agreement,
+        metadata,
+        log,
+    )
+    return metadata
+
+
+def _start_metadata(model, directory, task, signature, int8_mode):
+    """Saves `student.keras` into `directory`; returns the metadata every export shares."""
+    model.save(directory / "student.keras")
+    return {
+        "tf_distill_version": __version__,
+        "tensorflow_version": tf.__version__,
+        "task": task,
+        "signature": signature,
+        "int8_mode": int8_mode,
+        "files": {"keras": {"path": "student.keras", "bytes": _size(directory / "student.keras")}},
+        "parity": {},
+    }
+
+
+def _tflite_files(
+    saved_model_dir,
+    directory,
+    formats,
+    int8_mode,
+    signature,
+    rows,
+    reference,
+    compare,
+    metadata,
+    log,
+):
+    """Converts each TFLite variant in `formats` from the SavedModel, runs it on `rows` one
+    at a time and compares with `reference`; drops the SavedModel if it was not asked for."""
     for variant, filename in TFLITE_VARIANTS.items():
         if variant not in formats:
             continue
         start = time.perf_counter()
-        calibration = _calibration_inputs(variant, int8_mode, "classify", token_ids)
-        content = _convert_checked(path, variant, "classify", calibration, directory / filename)
-        got = _decode_rows(tflite_runner(content, signature="classify"), token_ids)
-        parity = _label_agreement(reference, got)
+        calibration = _calibration_inputs(variant, int8_mode, signature, rows)
+        content = _convert_checked(
+            saved_model_dir, variant, signature, calibration, directory / filename
+        )
+        got = _decode_rows(tflite_runner(content, signature=signature), rows)
+        parity = compare(reference, got)
         parity["conversion_s"] = round(time.perf_counter() - start, 2)
         metadata["parity"][variant] = parity
         metadata["files"][variant] = {
@@ -391,8 +411,7 @@ def _export_classifier_into(model, directory, token_ids, formats, int8_mode, log
         }
         log(f"export: {filename} ({len(content):,} bytes) {parity}")
     if "saved_model" not in formats:
-        shutil.rmtree(path)
-    return metadata
+        shutil.rmtree(saved_model_dir)
 
 
 def _check_parity(parities, min_agreement):
