@@ -17,6 +17,15 @@ def random_token_ids(rng, batch, length, vocabulary_size, min_length=1, pad_toke
     return ids
 
 
+def perturb_weights(model, scale, seed):
+    """Adds N(0, scale) noise to every weight: a fresh model repeats one output for every
+    input, a perturbed one varies, so comparisons of outputs mean something."""
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        weight.assign(weight.numpy() + rng.normal(0.0, scale, weight.shape).astype("float32"))
+    return model
+
+
 def assert_config_round_trip(layer):
     """`from_config(get_config())` rebuilds a layer with the same config."""
     config = layer.get_config()

@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 
 import tf_distill.export as export_lib
+from tests.helpers import perturb_weights
 from tf_distill.data import Tokenizer
 from tf_distill.decoding import greedy_decode
 from tf_distill.export import ExportError, export_student, tflite_op_names, tflite_runner
@@ -63,9 +64,7 @@ def model(tokenizer):
         intermediate_dim=32,
         dropout=0.0,
     )
-    rng = np.random.default_rng(0)
-    for weight in model.weights:
-        weight.assign(weight.numpy() + rng.normal(0.0, 0.3, weight.shape).astype("float32"))
+    perturb_weights(model, 0.3, seed=0)
     bias = model.get_layer("output_projection").bias
     bias.assign(bias.numpy() + 2.0 * np.eye(tokenizer.vocabulary_size, dtype="float32")[3])
     return model

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 import tf_distill.export as export_lib
+from tests.helpers import perturb_weights, random_token_ids
 from tf_distill.export import export_student, tflite_op_names, tflite_runner
 from tf_distill.models import build_classifier
 
@@ -30,19 +31,12 @@ def classifier():
         intermediate_dim=32,
         dropout=0.0,
     )
-    rng = np.random.default_rng(1)
-    for weight in model.weights:
-        weight.assign(weight.numpy() + rng.normal(0.0, 0.5, weight.shape).astype("float32"))
-    return model
+    return perturb_weights(model, 0.5, seed=1)
 
 
 @pytest.fixture(scope="module")
 def token_ids():
-    rng = np.random.default_rng(2)
-    ids = rng.integers(1, VOCABULARY, size=(24, 10)).astype(np.int32)
-    for row, length in zip(ids, rng.integers(2, 11, size=24), strict=True):
-        row[length:] = 0
-    return ids
+    return random_token_ids(np.random.default_rng(2), 24, 10, VOCABULARY, min_length=2)
 
 
 def keras_probabilities(model, ids):

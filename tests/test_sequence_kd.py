@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.helpers import perturb_weights
 from tf_distill.data import Tokenizer, generate_corpus
 from tf_distill.decoding import greedy_decode
 from tf_distill.models import build_transformer
@@ -27,9 +28,7 @@ def setup():
         intermediate_dim=32,
         dropout=0.0,
     )
-    rng = np.random.default_rng(0)
-    for weight in teacher.weights:  # vary the outputs across sources
-        weight.assign(weight.numpy() + rng.normal(0.0, 0.3, weight.shape).astype("float32"))
+    perturb_weights(teacher, 0.3, seed=0)  # vary the outputs across sources
     return [s for s, _ in pairs[:37]], tokenizer, teacher
 
 
