@@ -312,3 +312,9 @@ def test_full_int8_translate_converts_with_calibration(model, tokenizer, tmp_pat
     run = tflite_runner(tmp_path / "export" / "student_int8.tflite")
     got = run(_source_ids(tokenizer, SENTENCES[:2]))
     assert got.shape == (2, MAX_LENGTH) and got.dtype == np.int32
+
+
+def test_seq2seq_export_needs_max_length(model, tokenizer, tmp_path):
+    with pytest.raises(ValueError, match="`max_length` is required"):
+        export_student(model, tmp_path, _source_ids(tokenizer, SENTENCES[:2]))
+    assert not (tmp_path / "export.tmp").exists() and not (tmp_path / "export").exists()
