@@ -137,7 +137,7 @@ def test_tflite_builtin_ops_only_with_while_loop(exported, filename):
     ops = tflite_op_names((out / "export" / filename).read_bytes())
     assert "WHILE" in ops  # the decode loop is inside the model
     assert not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"], ops
-    assert set(ops) <= export_lib._builtin_names()
+    assert set(ops) <= export_lib.builtin_names()
 
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -308,7 +308,7 @@ def test_full_int8_translate_converts_with_calibration(model, tokenizer, tmp_pat
     assert metadata["int8_mode"] == "full"
     ops = metadata["files"]["tflite_int8"]["ops"]
     assert {"WHILE", "QUANTIZE", "DEQUANTIZE"} <= set(ops)
-    assert set(ops) <= export_lib._builtin_names()
+    assert set(ops) <= export_lib.builtin_names()
     run = tflite_runner(tmp_path / "export" / "student_int8.tflite")
     got = run(_source_ids(tokenizer, SENTENCES[:2]))
     assert got.shape == (2, MAX_LENGTH) and got.dtype == np.int32
@@ -318,3 +318,48 @@ def test_seq2seq_export_needs_max_length(model, tokenizer, tmp_path):
     with pytest.raises(ValueError, match="`max_length` is required"):
         export_student(model, tmp_path, _source_ids(tokenizer, SENTENCES[:2]))
     assert not (tmp_path / "export.tmp").exists() and not (tmp_path / "export").exists()
+
+
+def test_int8_stores_a_tied_embedding_once_and_strips_names(tmp_path):
+    """Per-tensor int8 weights let the decoder's lookup and its tied logits share one table;
+    internal tensor names are dropped, the signature's input and output keep theirs."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    vocabulary, width = 300, 32  # >= 1024 elements: the converter quantizes the table
+    keras.utils.set_random_seed(5)
+    tied = build_transformer(
+        vocabulary_size=vocabulary,
+        max_sequence_length=MAX_SEQUENCE_LENGTH,
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=width,
+        intermediate_dim=64,
+        dropout=0.0,
+        tie_embeddings=True,
+    )
+    perturb_weights(tied, 0.3, seed=1)
+    source = np.random.default_rng(0).integers(4, vocabulary, (3, 7)).astype(np.int32)
+    export_student(
+        tied,
+        tmp_path,
+        source,
+        MAX_LENGTH,
+        formats=("tflite_fp32", "tflite_int8"),
+        special=SPECIAL,
+        min_sequence_agreement=0.0,
+        log=lambda message: None,
+    )
+    for filename, dtype in (("student_fp32.tflite", 0), ("student_int8.tflite", 9)):
+        model = flatbuffer_utils.read_model(str(tmp_path / "export" / filename))
+        tables = {
+            tensor.buffer
+            for subgraph in model.subgraphs
+            for tensor in subgraph.tensors
+            if list(tensor.shape) == [vocabulary, width] and tensor.type == dtype
+        }
+        # The encoder's embedding and the decoder's (lookup and logits alike).
+        assert len(tables) == 2, (filename, tables)
+        names = {tensor.name for subgraph in model.subgraphs for tensor in subgraph.tensors} - {b""}
+        assert names == {b"translate_encoder_token_ids:0", b"StatefulPartitionedCall_1:0"}, names
+    run = tflite_runner(tmp_path / "export" / "student_int8.tflite")
+    assert run(source).shape == (3, MAX_LENGTH)

@@ -81,7 +81,7 @@ def test_tflite_classify_builtin_ops_dynamic_shapes(exported, classifier, token_
     export, _ = exported
     content = (export / filename).read_bytes()
     ops = tflite_op_names(content)
-    assert set(ops) <= export_lib._builtin_names() and "FULLY_CONNECTED" in ops
+    assert set(ops) <= export_lib.builtin_names() and "FULLY_CONNECTED" in ops
     run = tflite_runner(content, signature="classify")
     expected = keras_probabilities(classifier, token_ids)
     tolerance = 1e-5 if "fp32" in filename else 0.1

@@ -18,6 +18,13 @@ import numpy as np
 import tensorflow as tf
 
 from tf_distill import decoding
+from tf_distill.tflite import (
+    SIGNATURE_INPUTS,
+    builtin_names,
+    convert_tflite,
+    tflite_op_names,
+    tflite_runner,
+)
 from tf_distill.version import __version__
 
 TFLITE_VARIANTS = {
@@ -25,9 +32,6 @@ TFLITE_VARIANTS = {
     "tflite_fp16": "student_fp16.tflite",
     "tflite_int8": "student_int8.tflite",
 }
-
-
-SIGNATURE_INPUTS = {"translate": "encoder_token_ids", "classify": "token_ids"}
 
 
 class ExportError(RuntimeError):
@@ -62,77 +66,6 @@ def _signatures_module(model, max_length, special):
     module.forward = forward
     module.translate = translate_signature
     return module
-
-
-def convert_tflite(saved_model_dir, variant, signature="translate", calibration_inputs=None):
-    """Converts one signature of a SavedModel to TFLite bytes (builtin ops only).
-
-    One signature per file: quantizing several at once kept a float copy of the weights.
-    `tflite_int8` is dynamic-range (int8 weights, float activations) unless
-    `calibration_inputs` is given: then it is integer quantization with activation ranges
-    calibrated on those inputs (a list of `{input_name: array}` dicts, one per call), ops
-    without an int8 kernel staying in float. Token ids stay int32 either way.
-    """
-    converter = tf.lite.TFLiteConverter.from_saved_model(
-        str(saved_model_dir), signature_keys=[signature]
-    )
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if variant == "tflite_fp16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif variant == "tflite_int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if calibration_inputs is not None:
-            samples = list(calibration_inputs)
-            if not samples:
-                raise ExportError("Full int8 quantization needs at least one calibration input.")
-
-            def representative_dataset():
-                for sample in samples:
-                    yield {name: np.asarray(value) for name, value in sample.items()}
-
-            converter.representative_dataset = representative_dataset
-    return converter.convert()
-
-
-def tflite_runner(path_or_bytes, num_threads=None, signature="translate"):
-    """A callable over one signature of a TFLite model, through the LiteRT interpreter:
-    `translate` maps (B, S) int32 source ids to (B, T) int32 output ids, `classify` maps
-    (B, T) int32 token ids to (B, C) class probabilities."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    if isinstance(path_or_bytes, bytes | bytearray):
-        interpreter = Interpreter(model_content=bytes(path_or_bytes), num_threads=num_threads)
-    else:
-        interpreter = Interpreter(model_path=str(path_or_bytes), num_threads=num_threads)
-    runner = interpreter.get_signature_runner(signature)
-    input_name = SIGNATURE_INPUTS[signature]
-
-    def run(ids):
-        out = runner(**{input_name: np.asarray(ids, np.int32)})
-        return np.asarray(next(iter(out.values())))
-
-    run.interpreter = interpreter
-    return run
-
-
-def tflite_op_names(content):
-    """Sorted names of every operator code in a TFLite flatbuffer, all subgraphs included
-    (the decode loop's body is a subgraph of its own); custom and Flex ops by their name."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    builtin_names = {
-        code: name for name, code in vars(schema.BuiltinOperator).items() if name.isupper()
-    }
-    flatbuffer = schema.Model.GetRootAsModel(bytearray(content), 0)
-    names = set()
-    for i in range(flatbuffer.OperatorCodesLength()):
-        code = flatbuffer.OperatorCodes(i)
-        if code.CustomCode():
-            names.add(code.CustomCode().decode())
-        else:
-            names.add(builtin_names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())])
-    return sorted(names)
 
 
 def _decode_rows(fn, source_ids):
@@ -301,9 +234,12 @@ def _export_into(model, directory, source_ids, max_length, formats, special, int
 
 def _convert_checked(saved_model_dir, variant, signature, calibration, path):
     """Converts, refuses any op a stock runtime lacks, writes the file; returns its bytes."""
-    content = convert_tflite(saved_model_dir, variant, signature, calibration)
+    try:
+        content = convert_tflite(saved_model_dir, variant, signature, calibration)
+    except ValueError as error:  # e.g. no calibration inputs for a full int8 file
+        raise ExportError(f"{path.name}: {error}") from None
     ops = tflite_op_names(content)
-    bad_ops = [op for op in ops if op.startswith("Flex") or op not in _builtin_names()]
+    bad_ops = [op for op in ops if op.startswith("Flex") or op not in builtin_names()]
     if bad_ops:
         raise ExportError(f"{path.name} holds non-builtin ops {bad_ops}; it would not run.")
     path.write_bytes(content)
@@ -429,12 +365,6 @@ def _check_parity(parities, min_agreement):
                 f"(need {needed:.0%}). "
                 "Train the student longer or drop this format from export.formats."
             )
-
-
-def _builtin_names():
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    return {name for name in vars(schema.BuiltinOperator) if name.isupper()} - {"CUSTOM"}
 
 
 def _size(path):
