@@ -206,3 +206,45 @@ def test_failed_export_still_writes_the_report(tmp_path, monkeypatch):
     assert (
         "Export failed: tflite_int8 parity too low" in (tmp_path / "run" / "report.md").read_text()
     )
+
+
+def test_teacher_loaded_from_a_keras_file(tiny_run, tmp_path):
+    """`teacher.path` skips teacher training; the loaded teacher scores as it did in its run."""
+    from tf_distill import config as config_lib
+    from tf_distill.pipeline import run_pipeline
+
+    out, _ = tiny_run
+    teacher_file = out / "teacher.keras"
+    config = config_lib.load(
+        ROOT / "configs" / "tiny.json",
+        [
+            "training.epochs=1",
+            "distillation.baseline=false",
+            "export.enabled=false",
+            f"teacher.path={teacher_file}",
+            f"output_dir={tmp_path / 'run'}",
+        ],
+    )
+    report = run_pipeline(config)
+    before = json.loads((out / "report.json").read_text())["teacher"]
+    assert report["teacher"]["bleu"] == before["bleu"]  # same model, same test split
+    assert report["teacher"]["size_bytes"] == teacher_file.stat().st_size
+    assert not (tmp_path / "run" / "teacher.keras").exists()
+    assert report["curves"]["teacher"]["loss"] == []  # nothing was trained
+
+
+def test_loaded_teacher_with_another_vocabulary_is_refused(tiny_run, tmp_path):
+    from tf_distill import config as config_lib
+    from tf_distill.pipeline import run_pipeline
+
+    out, _ = tiny_run
+    config = config_lib.load(
+        ROOT / "configs" / "tiny.json",
+        [
+            "tokenizer.vocabulary_size=200",
+            f"teacher.path={out / 'teacher.keras'}",
+            f"output_dir={tmp_path / 'run'}",
+        ],
+    )
+    with pytest.raises(config_lib.ConfigError, match=r"has a vocabulary of \d+ but .* has 200"):
+        run_pipeline(config)

@@ -334,6 +334,12 @@ class Run:
         refs = [g for _, g in self.splits.valid[:100]]
         return evaluation.corpus_scores(hyps, refs)[0]
 
+    def _model_file(self, role):
+        """The `.keras` file of `role`: a loaded teacher stays where the config names it."""
+        if role == "teacher" and self.config.teacher.path is not None:
+            return Path(self.config.teacher.path)
+        return self.output_dir / f"{role}.keras"
+
     def _special(self):
         tok = self.target_tokenizer
         return {"start_id": tok.start_id, "end_id": tok.end_id, "pad_id": tok.pad_id}
@@ -377,7 +383,7 @@ class Run:
                 "token_accuracy": round(float(metrics["token_accuracy"]), 4),
                 "test_loss": round(float(metrics["loss"]), 4),
                 "params": int(model.count_params()),
-                "size_bytes": evaluation.file_size(self.output_dir / f"{role}.keras"),
+                "size_bytes": evaluation.file_size(self._model_file(role)),
                 "latency_ms": round(latency, 2),
                 "samples": hyps[: e.num_samples],
             }
