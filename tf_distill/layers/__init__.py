@@ -1,6 +1,5 @@
 """Transformer building blocks of tf_distill."""
 
-from tf_distill.layers.dropout import Dropout
 from tf_distill.layers.feed_forward import FeedForward
 from tf_distill.layers.multi_head_attention import MultiHeadAttention, masked_softmax
 from tf_distill.layers.padding_mask import PaddingMask
@@ -12,7 +11,6 @@ from tf_distill.layers.transformer_stacks import Decoder, Encoder
 __all__ = [
     "Decoder",
     "DecoderLayer",
-    "Dropout",
     "Encoder",
     "EncoderLayer",
     "FeedForward",

@@ -2,7 +2,6 @@
 
 import keras
 
-from tf_distill.layers.dropout import Dropout
 from tf_distill.layers.validation import check_dropout, check_positive
 
 
@@ -39,7 +38,7 @@ class FeedForward(keras.layers.Layer):
         self.inner_dense = keras.layers.Dense(
             intermediate_dim, activation=self.activation, dtype=self.dtype_policy, name="inner"
         )
-        self.dropout_layer = Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
         self.output_dense = keras.layers.Dense(hidden_dim, dtype=self.dtype_policy, name="output")
 
     def build(self, inputs_shape):

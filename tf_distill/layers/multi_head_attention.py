@@ -8,7 +8,6 @@ import math
 import keras
 import tensorflow as tf
 
-from tf_distill.layers.dropout import Dropout
 from tf_distill.layers.validation import check_dropout, check_positive
 
 
@@ -137,7 +136,7 @@ class MultiHeadAttention(keras.layers.Layer):
         out_width = self.output_dim if self.output_dim is not None else width
         self.output_dense = self._dense("abcd,cde->abe", (None, out_width), "e", "attention_output")
         self.output_dense.build((None, None, self.num_heads, self.value_dim))
-        self.dropout_layer = Dropout(self.dropout, dtype=self.dtype_policy)
+        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
         self.built = True
 
     def compute_key_value_cache(self, value, key=None):

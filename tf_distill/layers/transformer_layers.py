@@ -12,7 +12,6 @@ L number of layers.
 import keras
 import tensorflow as tf
 
-from tf_distill.layers.dropout import Dropout
 from tf_distill.layers.feed_forward import FeedForward
 from tf_distill.layers.multi_head_attention import MultiHeadAttention
 from tf_distill.layers.validation import check_dropout, check_heads_divide, check_positive
@@ -130,7 +129,7 @@ class EncoderLayer(_ResidualBlocks):
         self.feed_forward.build(inputs_shape)
         self.feed_forward_norm = self._norm("feed_forward_norm")
         self.feed_forward_norm.build(inputs_shape)
-        self.dropout_layer = Dropout(self.dropout, dtype=self.dtype_policy)
+        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
         self.built = True
 
     def call(self, inputs, padding_mask=None, training=None):
@@ -187,7 +186,7 @@ class DecoderLayer(_ResidualBlocks):
         self.feed_forward.build(decoder_sequence_shape)
         self.feed_forward_norm = self._norm("feed_forward_norm")
         self.feed_forward_norm.build(decoder_sequence_shape)
-        self.dropout_layer = Dropout(self.dropout, dtype=self.dtype_policy)
+        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
         self.built = True
 
     def call(

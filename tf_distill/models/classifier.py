@@ -6,7 +6,6 @@ Legend: B batch, T sequence length, D model width, C classes.
 import keras
 
 from tf_distill.layers import Encoder, PaddingMask, PositionalEmbedding, SequencePooling
-from tf_distill.layers.dropout import Dropout
 from tf_distill.layers.validation import check_dropout, check_heads_divide, check_positive
 
 
@@ -67,7 +66,7 @@ def build_classifier(
         dtype=dtype,
         name="embedding",
     )(token_ids)  # (B, T, D)
-    x = Dropout(dropout, dtype=dtype, name="embedding_dropout")(x)
+    x = keras.layers.Dropout(dropout, dtype=dtype, name="embedding_dropout")(x)
     x = Encoder(
         num_layers=num_layers,
         hidden_dim=hidden_dim,
@@ -80,7 +79,7 @@ def build_classifier(
         name="encoder",
     )(x, padding_mask=padding_mask)  # (B, T, D)
     x = SequencePooling(pooling, dtype=dtype, name="pooling")(x, padding_mask=padding_mask)
-    x = Dropout(dropout, dtype=dtype, name="pooled_dropout")(x)
+    x = keras.layers.Dropout(dropout, dtype=dtype, name="pooled_dropout")(x)
     x = keras.layers.Dense(num_classes, dtype=dtype, name="classifier_head")(x)  # (B, C)
     logits = keras.layers.Activation("linear", dtype="float32", name="logits")(x)
     return keras.Model(inputs={"token_ids": token_ids}, outputs=logits, name=name)

@@ -6,7 +6,6 @@ Legend: B batch, T target length, S source length, D model width, V target vocab
 import keras
 
 from tf_distill.layers import Decoder, Encoder, PaddingMask, PositionalEmbedding
-from tf_distill.layers.dropout import Dropout
 from tf_distill.layers.validation import (
     check_choice,
     check_dropout,
@@ -112,7 +111,7 @@ def build_transformer(
         dtype=dtype,
         name="encoder_embedding",
     )(encoder_token_ids)  # (B, S, D)
-    x = Dropout(dropout, dtype=dtype, name="encoder_embedding_dropout")(x)
+    x = keras.layers.Dropout(dropout, dtype=dtype, name="encoder_embedding_dropout")(x)
     encoder_output = Encoder(num_layers=num_encoder_layers, name="encoder", **stack_args)(
         x, padding_mask=encoder_padding_mask
     )  # (B, S, D)
@@ -127,7 +126,7 @@ def build_transformer(
         name="decoder_embedding",
     )
     y = decoder_embedding(decoder_token_ids)  # (B, T, D)
-    y = Dropout(dropout, dtype=dtype, name="decoder_embedding_dropout")(y)
+    y = keras.layers.Dropout(dropout, dtype=dtype, name="decoder_embedding_dropout")(y)
     y = Decoder(num_layers=num_decoder_layers, name="decoder", **stack_args)(
         y,
         encoder_output,
