@@ -136,9 +136,25 @@ def test_stack_config_round_trip(cls):
     assert assert_config_round_trip(post).final_norm is None
 
 
+@pytest.mark.parametrize("cls", [EncoderLayer, DecoderLayer])
+def test_feed_forward_dropout_is_activation_dropout(cls):
+    """`dropout` covers attention and block outputs; the inner activations have their own."""
+    layer = cls(hidden_dim=D, num_heads=2, intermediate_dim=8, dropout=0.2)
+    x = np.ones((2, 5, D), "float32")
+    layer(x) if cls is EncoderLayer else layer(x, x)
+    assert layer.feed_forward.dropout == 0.0 and layer.self_attention.dropout == 0.2
+    inner = cls(hidden_dim=D, num_heads=2, intermediate_dim=8, activation_dropout=0.3)
+    clone = assert_config_round_trip(inner)
+    assert clone.activation_dropout == 0.3 and clone.dropout == 0.0
+
+
 @pytest.mark.parametrize(
     "build, match",
     [
+        (
+            lambda: EncoderLayer(16, 4, 32, activation_dropout=1.0),
+            r"`activation_dropout` must be a number in \[0, 1\)",
+        ),
         (lambda: EncoderLayer(250, 4, 32), "`num_heads` must divide `hidden_dim`"),
         (lambda: DecoderLayer(16, 4, 0), "`intermediate_dim` must be a positive integer"),
         (lambda: Encoder(0, 16, 4, 32), "`num_layers` must be a positive integer"),

@@ -22,10 +22,10 @@ class MultiHeadAttention(keras.layers.Layer):
 
     - Masked scores get a *bounded* fill: each row is shifted so that its largest allowed
       score is 0 (softmax does not change), and masked positions are set to
-      `-mask_fill_offset` (or just below the smallest allowed score, whichever is lower).
-      Full-integer quantization calibrates one range for the score tensor; a -1e9 fill
-      would crush the real scores into a single int8 bin. With the bound, a masked
-      position never outranks an allowed one and the range stays small.
+      `-mask_fill_offset`, then zeroed after the softmax. Full-integer quantization
+      calibrates one range for the score tensor; a -1e9 fill would crush the real scores
+      into a single int8 bin. With the bound the range stays small, and a masked position
+      weighs at most e^-30 of the row's largest score before it is zeroed.
     - A key/value cache can be passed in and is returned updated, for incremental
       decoding (`cache` and `cache_update_index`).
 
@@ -237,26 +237,26 @@ def masked_softmax(scores, mask, fill_offset=30.0):
     """Softmax over the last axis with a bounded fill for masked positions.
 
     `scores` is float; `mask` is boolean and broadcastable to it (True = keep) or None.
-    Each row is shifted so its largest kept score is 0; masked entries become
-    `min(-fill_offset, smallest kept score - 1)`. The shift does not change the softmax,
-    and the fill keeps every masked entry below every kept one while staying finite and
-    close to the real scores' range (full-int8 quantization needs a small range).
+    Each row is shifted so its largest kept score is 0 (the softmax does not change) and
+    masked entries become `-fill_offset` there: finite and close to the real scores'
+    range, which full-int8 quantization needs. After the softmax masked entries are set
+    to exactly 0, so the e^-fill_offset they held only enters the normalizer, a relative
+    error below S * e^-30 (about 1e-11 for S = 1000). A row with nothing to attend to gets
+    zeros, as in Keras, not a uniform average of pads.
+
+    Four elementwise ops and one row max per attention map: the earlier form, which
+    also lowered the fill below each row's smallest kept score, made our step 6% slower
+    under XLA (docs/BENCHMARKS.md, "Training throughput").
     """
     if mask is None:
         return tf.nn.softmax(scores, axis=-1)
-    mask = tf.broadcast_to(mask, tf.shape(scores))
-    any_kept = tf.reduce_any(mask, axis=-1, keepdims=True)
-    big = tf.constant(3.0e38, scores.dtype)
-    row_max = tf.reduce_max(tf.where(mask, scores, -big), axis=-1, keepdims=True)
-    row_max = tf.where(any_kept, row_max, tf.zeros_like(row_max))
+    row_max = tf.reduce_max(
+        tf.where(mask, scores, tf.constant(-1.0e30, scores.dtype)), axis=-1, keepdims=True
+    )
     # The shift is a constant per row for the softmax, so no gradient needs to flow through it.
     shifted = scores - tf.stop_gradient(row_max)
-    row_min = tf.reduce_min(tf.where(mask, shifted, big), axis=-1, keepdims=True)
-    row_min = tf.where(any_kept, row_min, tf.zeros_like(row_min))
-    fill = tf.minimum(tf.constant(-fill_offset, scores.dtype), tf.stop_gradient(row_min) - 1.0)
+    fill = tf.constant(-fill_offset, scores.dtype)
     probabilities = tf.nn.softmax(tf.where(mask, shifted, fill), axis=-1)
-    # Masked entries become exactly 0 (the fill left them at ~e^-30, not nothing), and a row
-    # with nothing to attend to gets zeros, as in Keras, not a uniform average of pads.
     return tf.where(mask, probabilities, tf.zeros_like(probabilities))
 
 
