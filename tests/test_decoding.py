@@ -41,7 +41,10 @@ def model():
 
     The end token's bias is raised so that some rows end early and others run to T.
     """
-    keras.utils.set_random_seed(7)
+    # Seed 17: outputs that vary, some rows ending early at different steps (checked by
+    # test_cached_and_uncached_greedy_agree); the weights depend on how many dropout
+    # layers draw a seed, so a layer change can call for another one.
+    keras.utils.set_random_seed(17)
     model = build_transformer(**TINY, dropout=0.1)
     perturbed(model, seed=1)
     bias = model.get_layer("output_projection").bias
