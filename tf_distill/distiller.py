@@ -125,17 +125,22 @@ class Distiller(keras.Model):
         compiled = getattr(self, "_compile_metrics", None)
         return trackers + ([compiled] if compiled is not None else [])
 
-    def _loss_terms(self, x, y, student_logits, sample_weight):
+    def _teacher_logits(self, x):
+        """The frozen teacher's logits (inference mode), or None without a teacher."""
+        if self.teacher is None:
+            return None
+        return tf.stop_gradient(self.teacher(x, training=False))
+
+    def _loss_terms(self, y, student_logits, teacher_logits, sample_weight):
         """Per-replica loss for the gradient, plus the values the trackers need."""
         y = self._labels(y, student_logits)
         mask = losses.token_mask(y, student_logits, self.pad_token_id, sample_weight)
         ce = losses.cross_entropy_per_token(y, student_logits)
         local_count = tf.reduce_sum(mask)
         ce_sum = tf.reduce_sum(ce * mask)
-        if self.teacher is None:
+        if teacher_logits is None:
             kd_sum = tf.zeros((), tf.float32)
         else:
-            teacher_logits = tf.stop_gradient(self.teacher(x, training=False))
             kd = losses.kl_per_token(teacher_logits, student_logits, self.temperature)
             kd_sum = tf.reduce_sum(kd * mask)
         # Divide by the token count of the global batch: summing the replicas' gradients
@@ -185,9 +190,13 @@ class Distiller(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        # The teacher runs before the tape opens: nothing of its forward pass is recorded.
+        teacher_logits = self._teacher_logits(x)
         with tf.GradientTape() as tape:
             student_logits = tf.cast(self.student(x, training=True), tf.float32)
-            loss, y, mask, *sums = self._loss_terms(x, y, student_logits, sample_weight)
+            loss, y, mask, *sums = self._loss_terms(
+                y, student_logits, teacher_logits, sample_weight
+            )
             scaled = self.optimizer.scale_loss(loss)
         variables = self.student.trainable_variables
         gradients = tape.gradient(scaled, variables)
@@ -198,7 +207,9 @@ class Distiller(keras.Model):
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         student_logits = tf.cast(self.student(x, training=False), tf.float32)
-        _, y, mask, *sums = self._loss_terms(x, y, student_logits, sample_weight)
+        _, y, mask, *sums = self._loss_terms(
+            y, student_logits, self._teacher_logits(x), sample_weight
+        )
         self._update_trackers(*sums)
         return self._step_results(x, y, student_logits, mask)
 
