@@ -363,3 +363,18 @@ def test_int8_stores_a_tied_embedding_once_and_strips_names(tmp_path):
         assert names == {b"translate_encoder_token_ids:0", b"StatefulPartitionedCall_1:0"}, names
     run = tflite_runner(tmp_path / "export" / "student_int8.tflite")
     assert run(source).shape == (3, MAX_LENGTH)
+
+
+@pytest.mark.parametrize("source_ids", [np.zeros((0, 5), np.int32), np.zeros(5, np.int32)])
+def test_export_needs_test_inputs(model, tmp_path, source_ids):
+    with pytest.raises(ValueError, match=r"`source_ids` must be a non-empty \(N, S\) array"):
+        export_student(model, tmp_path, source_ids, MAX_LENGTH, special=SPECIAL)
+    assert not (tmp_path / "export.tmp").exists() and not (tmp_path / "export").exists()
+
+
+def test_full_int8_without_calibration_inputs_is_refused(tmp_path):
+    from tf_distill.tflite import convert_tflite
+
+    # Refused before the SavedModel is even read.
+    with pytest.raises(ValueError, match="at least one calibration input"):
+        convert_tflite(tmp_path / "missing", "tflite_int8", calibration_inputs=[])

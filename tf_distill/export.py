@@ -142,13 +142,18 @@ def export_student(
     classifier = is_classifier(model)
     if not classifier and max_length is None:
         raise ValueError("`max_length` is required to export a seq2seq model.")
+    source_ids = np.asarray(source_ids, np.int32)
+    if source_ids.ndim != 2 or len(source_ids) == 0:
+        raise ValueError(
+            "`source_ids` must be a non-empty (N, S) array of test inputs (the parity "
+            f"checks run on them). Received shape {source_ids.shape}."
+        )
     special = special or {"start_id": 2, "end_id": 3, "pad_id": 0}
     output_dir = Path(output_dir)
     final = output_dir / "export"
     tmp = output_dir / "export.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    source_ids = np.asarray(source_ids, np.int32)
     try:
         if classifier:
             metadata = _export_classifier_into(model, tmp, source_ids, formats, int8_mode, log)
@@ -233,17 +238,15 @@ def _export_into(model, directory, source_ids, max_length, formats, special, int
 
 
 def _convert_checked(saved_model_dir, variant, signature, calibration, path):
-    """Converts, refuses any op a stock runtime lacks, writes the file; returns its bytes."""
-    try:
-        content = convert_tflite(saved_model_dir, variant, signature, calibration)
-    except ValueError as error:  # e.g. no calibration inputs for a full int8 file
-        raise ExportError(f"{path.name}: {error}") from None
+    """Converts, refuses any op a stock runtime lacks, writes the file; returns its bytes
+    and its op names."""
+    content = convert_tflite(saved_model_dir, variant, signature, calibration)
     ops = tflite_op_names(content)
     bad_ops = [op for op in ops if op.startswith("Flex") or op not in builtin_names()]
     if bad_ops:
         raise ExportError(f"{path.name} holds non-builtin ops {bad_ops}; it would not run.")
     path.write_bytes(content)
-    return content
+    return content, ops
 
 
 def _classify_module(model):
@@ -333,7 +336,7 @@ def _tflite_files(
             continue
         start = time.perf_counter()
         calibration = _calibration_inputs(variant, int8_mode, signature, rows)
-        content = _convert_checked(
+        content, ops = _convert_checked(
             saved_model_dir, variant, signature, calibration, directory / filename
         )
         got = _decode_rows(tflite_runner(content, signature=signature), rows)
@@ -343,7 +346,7 @@ def _tflite_files(
         metadata["files"][variant] = {
             "path": filename,
             "bytes": len(content),
-            "ops": tflite_op_names(content),
+            "ops": ops,
         }
         log(f"export: {filename} ({len(content):,} bytes) {parity}")
     if "saved_model" not in formats:

@@ -1,7 +1,7 @@
 """TFLite conversion, post-processing and the LiteRT interpreter, for `tf_distill.export`.
 
 Files are converted one signature at a time with builtin ops only, then stripped of the
-names of their internal tensors (about 27 KB on the small student: names like
+names of their internal tensors (about 25 KB on the small student: names like
 `while/decoder_1/layer_0_1/feed_forward_1/inner_1/Tensordot/MatMul`, which no runtime
 reads). The signature's input and output tensors keep their names.
 """
@@ -25,8 +25,11 @@ def convert_tflite(saved_model_dir, variant, signature="translate", calibration_
     per-channel scales the tied embedding was stored twice (a per-tensor table for the
     lookup, a per-channel one for the logits), 40% of the fp32 file on the small student
     instead of 30%, and its greedy output matched Keras no more often (96.5% against 97.0%
-    of test sentences; docs/BENCHMARKS.md).
+    of test sentences on one student, 93.0% against 94.0% on another; docs/BENCHMARKS.md).
     """
+    samples = None if calibration_inputs is None else list(calibration_inputs)
+    if samples is not None and not samples:
+        raise ValueError("Full int8 quantization needs at least one calibration input.")
     converter = tf.lite.TFLiteConverter.from_saved_model(
         str(saved_model_dir), signature_keys=[signature]
     )
@@ -36,10 +39,7 @@ def convert_tflite(saved_model_dir, variant, signature="translate", calibration_
         converter.target_spec.supported_types = [tf.float16]
     elif variant == "tflite_int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if calibration_inputs is not None:
-            samples = list(calibration_inputs)
-            if not samples:
-                raise ValueError("Full int8 quantization needs at least one calibration input.")
+        if samples is not None:
 
             def representative_dataset():
                 for sample in samples:
