@@ -77,3 +77,58 @@ def test_kl_is_zero_for_identical_logits_and_positive_otherwise():
     z = np.random.default_rng(2).normal(size=(2, 3, 7)).astype("float32")
     np.testing.assert_allclose(losses.kl_per_token(z, z, 2.0), 0.0, atol=1e-6)
     assert float(tf.reduce_min(losses.kl_per_token(z, z[::-1], 2.0))) > 0
+
+
+def plain_terms(y, zs, zt, temperature):
+    """The textbook per-token CE and T^2 KL, left to TensorFlow's autodiff."""
+    return losses.cross_entropy_per_token(y, zs), losses.kl_per_token(zt, zs, temperature)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("temperature", [1.0, 2.0, 4.5])
+@pytest.mark.parametrize("shape", [(3, 5, 13), (6, 9)])
+def test_token_terms_and_gradient_match_autodiff_of_the_textbook_form(shape, temperature, jit):
+    rng = np.random.default_rng(int(temperature * 10) + len(shape))
+    y = rng.integers(1, shape[-1], size=shape[:-1]).astype("int32")
+    if len(shape) == 3:
+        y[0, 2:] = 0  # padding
+    zs = tf.constant(rng.normal(size=shape).astype("float32") * 3)
+    zt = tf.constant(rng.normal(size=shape).astype("float32") * 3)
+    weights = tf.constant(rng.uniform(0.5, 2.0, size=(2,) + shape[:-1]).astype("float32"))
+
+    def value_and_grad(terms_fn):
+        def run(zs):
+            with tf.GradientTape() as tape:
+                tape.watch(zs)
+                ce, kd = terms_fn(zs)[:2]
+                objective = tf.reduce_sum(weights[0] * ce) + tf.reduce_sum(weights[1] * kd)
+            return ce, kd, tape.gradient(objective, zs)
+
+        return tf.function(run, jit_compile=jit)(zs)
+
+    got = value_and_grad(lambda z: losses.token_terms(y, z, zt, temperature))
+    want = value_and_grad(lambda z: plain_terms(y, z, zt, temperature))
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-4, atol=1e-5)
+    # And the values against float64 NumPy.
+    ls = log_softmax(zs.numpy().astype("float64"))
+    np.testing.assert_allclose(
+        got[0], -np.take_along_axis(ls, y[..., None], -1)[..., 0], rtol=1e-5, atol=1e-5
+    )
+
+
+def test_token_terms_without_teacher_and_correctness():
+    rng = np.random.default_rng(4)
+    zs = rng.normal(size=(4, 6, 9)).astype("float32")
+    y = rng.integers(0, 9, size=(4, 6)).astype("int32")
+    y[:, 0] = zs[:, 0].argmax(-1)  # some certainly right
+    ce, kd, correct = losses.token_terms(y, zs)
+    np.testing.assert_array_equal(kd, 0.0)
+    np.testing.assert_array_equal(correct, (zs.argmax(-1) == y).astype("float32"))
+    assert 0 < float(tf.reduce_mean(correct)) < 1
+    with tf.GradientTape() as tape:
+        z = tf.constant(zs)
+        tape.watch(z)
+        total = tf.reduce_sum(losses.token_terms(y, z)[0])
+    p = np.exp(log_softmax(zs.astype("float64")))
+    np.testing.assert_allclose(tape.gradient(total, z), p - np.eye(9)[y], rtol=1e-4, atol=1e-6)

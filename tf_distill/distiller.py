@@ -135,14 +135,10 @@ class Distiller(keras.Model):
         """Per-replica loss for the gradient, plus the values the trackers need."""
         y = self._labels(y, student_logits)
         mask = losses.token_mask(y, student_logits, self.pad_token_id, sample_weight)
-        ce = losses.cross_entropy_per_token(y, student_logits)
+        ce, kd, correct = losses.token_terms(y, student_logits, teacher_logits, self.temperature)
         local_count = tf.reduce_sum(mask)
         ce_sum = tf.reduce_sum(ce * mask)
-        if teacher_logits is None:
-            kd_sum = tf.zeros((), tf.float32)
-        else:
-            kd = losses.kl_per_token(teacher_logits, student_logits, self.temperature)
-            kd_sum = tf.reduce_sum(kd * mask)
+        kd_sum = tf.reduce_sum(kd * mask)
         # Divide by the token count of the global batch: summing the replicas' gradients
         # (which the optimizer does) then gives the gradient of the global mean.
         global_count = tf.distribute.get_replica_context().all_reduce(
@@ -150,9 +146,6 @@ class Distiller(keras.Model):
         )
         global_count = tf.maximum(global_count, 1.0)
         loss = self._combine(ce_sum, kd_sum) / global_count
-        correct = tf.cast(
-            tf.equal(tf.argmax(student_logits, axis=-1, output_type=tf.int32), y), tf.float32
-        )
         return loss, y, mask, local_count, ce_sum, kd_sum, tf.reduce_sum(correct * mask)
 
     def _combine(self, student_term, distillation_term):
