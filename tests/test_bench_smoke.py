@@ -1,4 +1,4 @@
-"""Smoke test of `bench/train_throughput.py`: it runs end to end at tiny dims.
+"""Smoke tests of `bench/train_throughput.py` and `bench/loss_step.py` at tiny dims.
 
 No timing is asserted: the CPU is shared and the figures belong in docs/BENCHMARKS.md.
 """
@@ -36,3 +36,26 @@ def test_train_throughput_quick_runs(tmp_path):
     assert {r["case"] for r in report["results"]} == set(CASES)
     assert all(r["ms_per_step"] > 0 and r["tokens_per_s"] > 0 for r in report["results"])
     assert "distillation/peer_distillation (no_jit)" in report["ratios"]
+
+
+@pytest.mark.slow
+def test_loss_step_quick_runs(tmp_path):
+    """bench/loss_step.py checks itself that token_terms and the textbook form agree."""
+    output = tmp_path / "loss.json"
+    script = os.path.join(REPO_ROOT, "bench", "loss_step.py")
+    result = subprocess.run(
+        [sys.executable, script, "--quick", "--output", str(output)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    report = json.loads(output.read_text())
+    assert {(r["form"], r["jit_compile"]) for r in report["results"]} == {
+        (form, jit) for form in ("textbook", "token_terms", "peer") for jit in (False, True)
+    }
+    assert all(r["ms"] > 0 for r in report["results"])
+    pairs = [(other, tag) for other in ("textbook", "peer") for tag in ("jit", "no_jit")]
+    assert set(report["ratios"]) == {f"token_terms/{other} ({tag})" for other, tag in pairs}
