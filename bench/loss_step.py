@@ -9,8 +9,9 @@ objective `alpha * CE + (1 - alpha) * T^2 * KL`:
 - `textbook`     masked CE (`losses.cross_entropy_per_token`), masked T^2 KL from two
                  `log_softmax`s (`losses.kl_per_token`) and an argmax token accuracy,
                  differentiated by TensorFlow;
-- `token_terms`  what `Distiller` runs: `losses.token_terms`, the same three terms from
-                 one max over the logits, with the gradient written out;
+- `token_terms`  what `Distiller` runs: `losses.token_terms`, the same three terms with
+                 the gradient written out (under XLA from one shared max over the logits,
+                 without it from the fused sparse softmax kernel);
 - `peer`         what `keras.distillation` computes: unmasked sparse CE plus
                  `LogitsDistillation(loss=KLDivergence())`, no accuracy.
 
@@ -45,6 +46,7 @@ from tf_distill import losses  # noqa: E402
 ALPHA = 0.5
 TEMPERATURE = 2.0
 FORMS = ("textbook", "token_terms", "peer")
+XLA = [True]  # the form token_terms takes; set per case before its first trace
 
 
 def make_batch(batch, length, vocab, seed=0):
@@ -70,7 +72,7 @@ def textbook(student, teacher, labels):
 
 def token_terms(student, teacher, labels):
     mask = losses.token_mask(labels, student)
-    ce, kd, correct = losses.token_terms(labels, student, teacher, TEMPERATURE)
+    ce, kd, correct = losses.token_terms(labels, student, teacher, TEMPERATURE, xla=XLA[0])
     count = tf.reduce_sum(mask)
     loss = (ALPHA * tf.reduce_sum(ce * mask) + (1 - ALPHA) * tf.reduce_sum(kd * mask)) / count
     return loss, tf.reduce_sum(correct * mask)
@@ -101,6 +103,7 @@ def benchmark(args):
     cases = {(name, jit): make_step(globals()[name], jit) for jit in jits for name in FORMS}
     gradients = {}
     for (name, jit), step in cases.items():
+        XLA[0] = jit  # as Distiller does: the XLA form under jit_compile, kernels otherwise
         gradient, loss, _ = step(*batch)  # trace and compile
         gradients[(name, jit)] = (gradient.numpy(), float(loss))
     # Same objective: the masked forms agree exactly in value and gradient.

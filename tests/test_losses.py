@@ -84,10 +84,10 @@ def plain_terms(y, zs, zt, temperature):
     return losses.cross_entropy_per_token(y, zs), losses.kl_per_token(zt, zs, temperature)
 
 
-@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("jit, xla", [(False, False), (False, True), (True, True)])
 @pytest.mark.parametrize("temperature", [1.0, 2.0, 4.5])
 @pytest.mark.parametrize("shape", [(3, 5, 13), (6, 9)])
-def test_token_terms_and_gradient_match_autodiff_of_the_textbook_form(shape, temperature, jit):
+def test_token_terms_and_gradient_match_autodiff_of_the_textbook_form(shape, temperature, jit, xla):
     rng = np.random.default_rng(int(temperature * 10) + len(shape))
     y = rng.integers(1, shape[-1], size=shape[:-1]).astype("int32")
     if len(shape) == 3:
@@ -106,7 +106,7 @@ def test_token_terms_and_gradient_match_autodiff_of_the_textbook_form(shape, tem
 
         return tf.function(run, jit_compile=jit)(zs)
 
-    got = value_and_grad(lambda z: losses.token_terms(y, z, zt, temperature))
+    got = value_and_grad(lambda z: losses.token_terms(y, z, zt, temperature, xla=xla))
     want = value_and_grad(lambda z: plain_terms(y, z, zt, temperature))
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-4, atol=1e-5)
@@ -117,18 +117,19 @@ def test_token_terms_and_gradient_match_autodiff_of_the_textbook_form(shape, tem
     )
 
 
-def test_token_terms_without_teacher_and_correctness():
+@pytest.mark.parametrize("xla", [False, True])
+def test_token_terms_without_teacher_and_correctness(xla):
     rng = np.random.default_rng(4)
     zs = rng.normal(size=(4, 6, 9)).astype("float32")
     y = rng.integers(0, 9, size=(4, 6)).astype("int32")
     y[:, 0] = zs[:, 0].argmax(-1)  # some certainly right
-    ce, kd, correct = losses.token_terms(y, zs)
+    ce, kd, correct = losses.token_terms(y, zs, xla=xla)
     np.testing.assert_array_equal(kd, 0.0)
     np.testing.assert_array_equal(correct, (zs.argmax(-1) == y).astype("float32"))
     assert 0 < float(tf.reduce_mean(correct)) < 1
     with tf.GradientTape() as tape:
         z = tf.constant(zs)
         tape.watch(z)
-        total = tf.reduce_sum(losses.token_terms(y, z)[0])
+        total = tf.reduce_sum(losses.token_terms(y, z, xla=xla)[0])
     p = np.exp(log_softmax(zs.astype("float64")))
     np.testing.assert_allclose(tape.gradient(total, z), p - np.eye(9)[y], rtol=1e-4, atol=1e-6)

@@ -135,7 +135,9 @@ class Distiller(keras.Model):
         """Per-replica loss for the gradient, plus the values the trackers need."""
         y = self._labels(y, student_logits)
         mask = losses.token_mask(y, student_logits, self.pad_token_id, sample_weight)
-        ce, kd, correct = losses.token_terms(y, student_logits, teacher_logits, self.temperature)
+        ce, kd, correct = losses.token_terms(
+            y, student_logits, teacher_logits, self.temperature, xla=bool(self.jit_compile)
+        )
         local_count = tf.reduce_sum(mask)
         ce_sum = tf.reduce_sum(ce * mask)
         kd_sum = tf.reduce_sum(kd * mask)

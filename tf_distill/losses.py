@@ -52,27 +52,32 @@ def kl_per_token(teacher_logits, student_logits, temperature):
     return t * t * kl
 
 
-def token_terms(y_true, student_logits, teacher_logits=None, temperature=1.0):
+def token_terms(y_true, student_logits, teacher_logits=None, temperature=1.0, xla=True):
     """Per-token CE, T^2 KL and correctness in one pass, with a hand-written gradient.
 
     Equal to `cross_entropy_per_token`, `kl_per_token` and `argmax(z_s) == y`, but the
-    three share one max over the student's logits, and the gradient with respect to z_s is
-    written out instead of derived through two `log_softmax`s:
+    gradient with respect to z_s is written out instead of derived through two
+    `log_softmax`s (using sum_v p_t(v) = 1):
 
         dCE/dz_s = softmax(z_s) - onehot(y),   dKD/dz_s = T * (softmax(z_s / T) - p_t)
 
-    (using sum_v p_t(v) = 1). Under XLA that halves the time of the loss and its gradient
-    at V = 8000 (see docs/BENCHMARKS.md). Only the student's logits get a gradient.
+    With `xla=True` (for a function compiled with `jit_compile=True`) the three terms share
+    one max over the student's logits, which XLA fuses with the rest; that halves the time of
+    the loss and its gradient at V = 8000. With `xla=False` the CE and its gradient come from
+    TensorFlow's fused sparse softmax kernel instead, which is faster without XLA. Both give
+    the same values (see bench/loss_step.py and docs/BENCHMARKS.md). Only the student's
+    logits get a gradient.
 
     Args:
         y_true: int labels, (B, T) for token logits, (B,) for class logits.
         student_logits: (B, T, V) or (B, C).
         teacher_logits: same shape as `student_logits`, or None (then KD is 0).
         temperature: T > 0 of the KD term.
+        xla: whether the caller runs under XLA (picks the faster form; same results).
 
     Returns:
         `(ce, kd, correct)`, each float32 of the labels' shape. `correct` is 1 where the
-        label's logit is the largest (a tie for the largest counts as correct).
+        label's logit is the largest (under `xla=True` a tie for the largest counts too).
     """
     t = float(temperature)
     logits = tf.cast(student_logits, tf.float32)
@@ -83,33 +88,63 @@ def token_terms(y_true, student_logits, teacher_logits=None, temperature=1.0):
         teacher_logits = tf.stop_gradient(tf.cast(teacher_logits, tf.float32))
         teacher_log_probs = tf.nn.log_softmax(teacher_logits / t, axis=-1)
         teacher_probs = tf.exp(teacher_log_probs)
+    ce_terms = _ce_terms_xla if xla else _ce_terms_kernels
 
     @tf.custom_gradient
     def terms(logits):
-        shifted = logits - tf.reduce_max(logits, axis=-1, keepdims=True)  # max is 0
-        log_sum = tf.math.log(tf.reduce_sum(tf.exp(shifted), axis=-1, keepdims=True))
-        label_logit = tf.gather(shifted, labels[..., None], batch_dims=len(logits.shape) - 1)
-        ce = tf.squeeze(log_sum - label_logit, -1)
-        correct = tf.cast(tf.squeeze(label_logit >= 0.0, -1), tf.float32)
+        ce, correct, ce_gradient, soft_log_probs = ce_terms(logits, labels, vocab, t)
         if teacher_logits is None:
             kd = tf.zeros_like(ce)
         else:
-            # max(z / T) = max(z) / T, so the same shift serves the softened softmax.
-            scaled = shifted / t
-            log_probs = scaled - tf.math.log(tf.reduce_sum(tf.exp(scaled), axis=-1, keepdims=True))
+            log_probs = soft_log_probs()
             kd = (t * t) * tf.reduce_sum(teacher_probs * (teacher_log_probs - log_probs), -1)
 
         def grad(d_ce, d_kd, d_correct):
             del d_correct  # an indicator: no gradient
-            d_ce = d_ce[..., None]
-            d_logits = d_ce * tf.exp(shifted - log_sum)
+            d_logits = d_ce[..., None] * ce_gradient()
             if teacher_logits is not None:
                 d_logits += (t * d_kd)[..., None] * (tf.exp(log_probs) - teacher_probs)
-            return d_logits - d_ce * tf.one_hot(labels, vocab, dtype=tf.float32)
+            return d_logits
 
         return (ce, kd, correct), grad
 
     return terms(logits)
+
+
+def _ce_terms_xla(logits, labels, vocab, t):
+    """CE, correctness, and thunks for dCE/dz and log softmax(z / T), from one max."""
+    shifted = logits - tf.reduce_max(logits, axis=-1, keepdims=True)  # max is 0
+    log_sum = tf.math.log(tf.reduce_sum(tf.exp(shifted), axis=-1, keepdims=True))
+    label_logit = tf.gather(shifted, labels[..., None], batch_dims=len(logits.shape) - 1)
+    ce = tf.squeeze(log_sum - label_logit, -1)
+    correct = tf.cast(tf.squeeze(label_logit >= 0.0, -1), tf.float32)
+
+    def ce_gradient():
+        one_hot = tf.one_hot(labels, vocab, dtype=tf.float32)
+        return tf.exp(shifted - log_sum) - one_hot
+
+    def soft_log_probs():
+        # max(z / T) = max(z) / T: the same shift serves the softened softmax.
+        scaled = shifted / t
+        return scaled - tf.math.log(tf.reduce_sum(tf.exp(scaled), axis=-1, keepdims=True))
+
+    return ce, correct, ce_gradient, soft_log_probs
+
+
+def _ce_terms_kernels(logits, labels, vocab, t):
+    """The same from the fused sparse softmax kernel, which also returns dCE/dz."""
+    flat_ce, flat_gradient = tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits(
+        features=tf.reshape(logits, [-1, vocab]), labels=tf.reshape(labels, [-1])
+    )
+    ce = tf.reshape(flat_ce, tf.shape(labels))
+    predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    correct = tf.cast(tf.equal(predicted, labels), tf.float32)
+    return (
+        ce,
+        correct,
+        lambda: tf.reshape(flat_gradient, tf.shape(logits)),
+        lambda: tf.nn.log_softmax(logits / t, axis=-1),
+    )
 
 
 def masked_mean(values, mask):
