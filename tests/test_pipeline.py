@@ -248,3 +248,10 @@ def test_loaded_teacher_with_another_vocabulary_is_refused(tiny_run, tmp_path):
     )
     with pytest.raises(config_lib.ConfigError, match=r"has a vocabulary of \d+ but .* has 200"):
         run_pipeline(config)
+    assert not (tmp_path / "run").exists()  # nothing half-written: no config, no tokenizer
+    # An empty directory given by the user is kept, and stays empty.
+    (tmp_path / "empty").mkdir()
+    config.output_dir = str(tmp_path / "empty")
+    with pytest.raises(config_lib.ConfigError, match="has a vocabulary of"):
+        run_pipeline(config)
+    assert (tmp_path / "empty").is_dir() and not any((tmp_path / "empty").iterdir())

@@ -17,6 +17,7 @@ import numpy as np
 from tf_distill import data as data_lib
 from tf_distill import evaluation
 from tf_distill.config import ConfigError, resolve_jit_compile
+from tf_distill.data import DataError
 from tf_distill.distiller import Distiller
 from tf_distill.export import ExportError
 from tf_distill.models import build_transformer
@@ -81,13 +82,25 @@ class Run:
         return result
 
     def run(self):
-        c = self.config
         if self.output_dir.exists() and any(self.output_dir.iterdir()) and not self.resume:
             if (self.output_dir / "report.json").exists() or (self.output_dir / "state").exists():
                 raise ConfigError(
                     f"Output directory {str(self.output_dir)!r} already holds a run. "
                     "Pass --resume to continue it, or choose another --output-dir."
                 )
+        created = not self.output_dir.exists()
+        fresh = not self.resume and (created or not any(self.output_dir.iterdir()))
+        try:
+            return self._run_stages()
+        except (ConfigError, DataError):
+            # Bad input found mid-run (a data file, a teacher of another vocabulary): a
+            # fresh run leaves nothing behind, unless it got as far as checkpointing.
+            if fresh and not (self.output_dir / "state").exists():
+                _remove_run_files(self.output_dir, created)
+            raise
+
+    def _run_stages(self):
+        c = self.config
         self.output_dir.mkdir(parents=True, exist_ok=True)
         (self.output_dir / "config.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n")
         keras.utils.set_random_seed(c.training.seed)
@@ -463,6 +476,18 @@ class _Checkpoint(keras.callbacks.Callback):
         # Replace the previous checkpoint only once the new one is complete.
         shutil.rmtree(self.state_dir, ignore_errors=True)
         tmp.rename(self.state_dir)
+
+
+def _remove_run_files(output_dir, created):
+    """Deletes what a failed fresh run wrote: the directory itself if the run created it."""
+    if created:
+        shutil.rmtree(output_dir, ignore_errors=True)
+        return
+    for path in output_dir.iterdir():
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _pad_ids(tokenizer, texts, max_length):
