@@ -1,4 +1,5 @@
-"""Smoke tests of `bench/train_throughput.py` and `bench/loss_step.py` at tiny dims.
+"""Smoke tests of the training benchmarks (`bench/train_throughput.py`, `loss_step.py`,
+`distill_ab.py`) at tiny dims.
 
 No timing is asserted: the CPU is shared and the figures belong in docs/BENCHMARKS.md.
 """
@@ -59,3 +60,21 @@ def test_loss_step_quick_runs(tmp_path):
     assert all(r["ms"] > 0 for r in report["results"])
     pairs = [(other, tag) for other in ("textbook", "peer") for tag in ("jit", "no_jit")]
     assert set(report["ratios"]) == {f"token_terms/{other} ({tag})" for other, tag in pairs}
+
+
+@pytest.mark.slow
+def test_distill_ab_quick_runs(tmp_path):
+    output = tmp_path / "ab.json"
+    script = os.path.join(REPO_ROOT, "bench", "distill_ab.py")
+    result = subprocess.run(
+        [sys.executable, script, "--quick", "--output", str(output)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    report = json.loads(output.read_text())
+    assert [len(report["ms_per_step_all"][k]) for k in ("ours", "peer")] == [2, 2]
+    assert report["paired_ratio_median"] > 0 and 0 <= report["ours_faster_in"] <= 2
