@@ -46,6 +46,7 @@ def test_tiny_pipeline_report(tiny_run):
     assert report["baseline"]["params"] == report["student"]["params"]
     assert report["data"]["train"] > report["data"]["test"] > 0
     assert set(report["timings_s"]) >= {"data", "tokenizer", "teacher", "student", "export"}
+    assert "teacher_translations" not in report["timings_s"]  # tiny.json: token-level KD only
     assert report["config"]["training"]["epochs"] == 2  # the --set override took effect
     assert json.loads((out / "config.json").read_text())["training"]["epochs"] == 2
     for name in ("report.md", "curves.png", "teacher.keras", "baseline.keras", "student.keras"):
@@ -179,6 +180,8 @@ def test_resume_after_interruption(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["student"]["bleu"] >= 0
     assert len(report["curves"]["teacher"]["loss"]) == 2  # both teacher epochs are on record
+    # Sequence-level KD's translations are a stage of their own, not part of the student's.
+    assert {"teacher_translations", "student"} <= set(report["timings_s"])
     translations = (out / "teacher_translations.tsv").read_text(encoding="utf-8").splitlines()
     assert len(translations) > report["data"]["train"] // 2
     assert all(len(line.split("\t")) == 2 for line in translations)

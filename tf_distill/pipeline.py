@@ -111,6 +111,9 @@ class Run:
         self.models["teacher"] = self._stage("teacher", self._teacher)
         if c.distillation.baseline:
             self.models["baseline"] = self._stage("baseline", lambda: self._train_student(False))
+        self.teacher_pairs_ds = None
+        if c.distillation.sequence_level:
+            self.teacher_pairs_ds = self._stage("teacher_translations", self._teacher_targets)
         self.models["student"] = self._stage("student", lambda: self._train_student(True))
         results = self._stage("evaluation", self._evaluate)
         export_error = None
@@ -241,8 +244,8 @@ class Run:
         model = self._build(role)
         teacher = self.models["teacher"] if distill else None
         train_ds = self.train_ds
-        if distill and self.config.distillation.sequence_level:
-            train_ds = self._teacher_targets()
+        if distill and self.teacher_pairs_ds is not None:
+            train_ds = self.teacher_pairs_ds
         return self._fit(role, model, teacher, self.config.training.epochs, train_ds)
 
     def _teacher_targets(self):
@@ -253,7 +256,6 @@ class Run:
             pairs = data_lib.read_tsv(path)
             log(f"teacher translations loaded from {path}")
         else:
-            start = time.perf_counter()
             sources = [s for s, _ in self.splits.train]
             log(f"teacher translating {len(sources)} training sources (sequence-level KD)")
             hypotheses = teacher_translations(
@@ -274,7 +276,6 @@ class Run:
             tmp = path.with_suffix(".tmp")
             tmp.write_text("".join(f"{s}\t{h}\n" for s, h in pairs), encoding="utf-8")
             tmp.rename(path)
-            self.timings["teacher_translations"] = round(time.perf_counter() - start, 2)
         t = self.config.training
         return data_lib.make_seq2seq_dataset(pairs, shuffle=True, seed=t.seed, **self.dataset_args)
 
