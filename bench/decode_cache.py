@@ -7,7 +7,7 @@ tokens as it says). Source: 32 real tokens per row.
 
 Cases, at each output length and batch size:
 - `cached`: `greedy_decode(..., use_cache=True)`: one token per step through the decoder,
-  keys/values written into a fixed (B, L, 2, T, N, H) buffer; a step costs the same
+  keys/values written into a fixed (B, 2L, T, N, H) buffer; a step costs the same
   wherever it is in the sequence.
 - `uncached`: `greedy_decode(..., use_cache=False)`: every step re-runs the decoder on the
   whole prefix, so step t costs O(t) and a sequence O(T^2).
