@@ -46,7 +46,6 @@ from tf_distill import losses  # noqa: E402
 ALPHA = 0.5
 TEMPERATURE = 2.0
 FORMS = ("textbook", "token_terms", "peer")
-XLA = [True]  # the form token_terms takes; set per case before its first trace
 
 
 def make_batch(batch, length, vocab, seed=0):
@@ -59,7 +58,8 @@ def make_batch(batch, length, vocab, seed=0):
     return tf.constant(student), tf.constant(teacher), tf.constant(labels.astype("int32"))
 
 
-def textbook(student, teacher, labels):
+def textbook(student, teacher, labels, xla):
+    del xla  # one form only
     mask = losses.token_mask(labels, student)
     ce = losses.cross_entropy_per_token(labels, student)
     kd = losses.kl_per_token(teacher, student, TEMPERATURE)
@@ -70,15 +70,17 @@ def textbook(student, teacher, labels):
     return loss, correct
 
 
-def token_terms(student, teacher, labels):
+def token_terms(student, teacher, labels, xla):
+    # As Distiller does: the XLA form under jit_compile, the kernel form otherwise.
     mask = losses.token_mask(labels, student)
-    ce, kd, correct = losses.token_terms(labels, student, teacher, TEMPERATURE, xla=XLA[0])
+    ce, kd, correct = losses.token_terms(labels, student, teacher, TEMPERATURE, xla=xla)
     count = tf.reduce_sum(mask)
     loss = (ALPHA * tf.reduce_sum(ce * mask) + (1 - ALPHA) * tf.reduce_sum(kd * mask)) / count
     return loss, tf.reduce_sum(correct * mask)
 
 
-def peer(student, teacher, labels):
+def peer(student, teacher, labels, xla):
+    del xla  # one form only
     ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, student)
     kd = keras.distillation.LogitsDistillation(
         temperature=TEMPERATURE, loss=keras.losses.KLDivergence()
@@ -90,7 +92,7 @@ def make_step(form, jit):
     def step(student, teacher, labels):
         with tf.GradientTape() as tape:
             tape.watch(student)
-            loss, correct = form(student, teacher, labels)
+            loss, correct = form(student, teacher, labels, xla=jit)
         return tape.gradient(loss, student), loss, correct
 
     return tf.function(step, jit_compile=jit)
@@ -103,7 +105,6 @@ def benchmark(args):
     cases = {(name, jit): make_step(globals()[name], jit) for jit in jits for name in FORMS}
     gradients = {}
     for (name, jit), step in cases.items():
-        XLA[0] = jit  # as Distiller does: the XLA form under jit_compile, kernels otherwise
         gradient, loss, _ = step(*batch)  # trace and compile
         gradients[(name, jit)] = (gradient.numpy(), float(loss))
     # Same objective: the masked forms agree exactly in value and gradient.

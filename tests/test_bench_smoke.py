@@ -12,15 +12,14 @@ import sys
 import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(REPO_ROOT, "bench", "train_throughput.py")
 CASES = ("teacher training", "student training", "distillation", "peer distillation")
 
 
-@pytest.mark.slow
-def test_train_throughput_quick_runs(tmp_path):
-    output = tmp_path / "throughput.json"
+def run_quick(script, output):
+    """Runs `bench/<script> --quick --output <output>` on the CPU; returns the process."""
     result = subprocess.run(
-        [sys.executable, SCRIPT, "--quick", "--output", str(output)],
+        [sys.executable, os.path.join(REPO_ROOT, "bench", script), "--quick"]
+        + ["--output", str(output)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -28,6 +27,13 @@ def test_train_throughput_quick_runs(tmp_path):
         env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return result
+
+
+@pytest.mark.slow
+def test_train_throughput_quick_runs(tmp_path):
+    output = tmp_path / "throughput.json"
+    result = run_quick("train_throughput.py", output)
     header = next(line for line in result.stdout.splitlines() if line.startswith("case "))
     assert header.split() == ["case", "jit", "ms/step", "min", "max", "tokens/s", "params"]
     for case in CASES:
@@ -43,16 +49,7 @@ def test_train_throughput_quick_runs(tmp_path):
 def test_loss_step_quick_runs(tmp_path):
     """bench/loss_step.py checks itself that token_terms and the textbook form agree."""
     output = tmp_path / "loss.json"
-    script = os.path.join(REPO_ROOT, "bench", "loss_step.py")
-    result = subprocess.run(
-        [sys.executable, script, "--quick", "--output", str(output)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    run_quick("loss_step.py", output)
     report = json.loads(output.read_text())
     assert {(r["form"], r["jit_compile"]) for r in report["results"]} == {
         (form, jit) for form in ("textbook", "token_terms", "peer") for jit in (False, True)
@@ -65,16 +62,7 @@ def test_loss_step_quick_runs(tmp_path):
 @pytest.mark.slow
 def test_distill_ab_quick_runs(tmp_path):
     output = tmp_path / "ab.json"
-    script = os.path.join(REPO_ROOT, "bench", "distill_ab.py")
-    result = subprocess.run(
-        [sys.executable, script, "--quick", "--output", str(output)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    run_quick("distill_ab.py", output)
     report = json.loads(output.read_text())
     assert [len(report["ms_per_step_all"][k]) for k in ("ours", "peer")] == [2, 2]
     assert report["paired_ratio_median"] > 0 and 0 <= report["ours_faster_in"] <= 2

@@ -152,6 +152,20 @@ def test_config_errors_exit_2_and_write_nothing(tmp_path, args, message):
     assert not out.exists()
 
 
+def test_bad_data_file_found_mid_run_leaves_nothing(tmp_path):
+    """The data file exists (config checks pass) but is malformed: a DataError at the data
+    stage, after config.json was written; the fresh run removes it again."""
+    data = tmp_path / "pairs.tsv"
+    data.write_text("no tab here\n", encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["--set", "data.source=tsv", "--set", f"data.path={data}"]
+    result = train("--config", "tiny.json", *args, "--output-dir", str(out))
+    assert result.returncode == 2
+    assert "expected 2 tab-separated columns" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
 def test_resume_after_interruption(tmp_path):
     out = tmp_path / "run"
     args = ["--config", "tiny.json", "--output-dir", str(out), "--set", "training.epochs=2"]

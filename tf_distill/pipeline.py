@@ -69,6 +69,7 @@ class Run:
         self.output_dir = Path(config.output_dir)
         self.resume = resume
         self.timings = {}
+        self.teacher_pairs_ds = None  # sequence-level KD: sources with teacher translations
         self.curves = {role: {"loss": [], "val_loss": [], "val_bleu": []} for role in ROLES}
 
     # Stage plumbing.
@@ -111,7 +112,6 @@ class Run:
         self.models["teacher"] = self._stage("teacher", self._teacher)
         if c.distillation.baseline:
             self.models["baseline"] = self._stage("baseline", lambda: self._train_student(False))
-        self.teacher_pairs_ds = None
         if c.distillation.sequence_level:
             self.teacher_pairs_ds = self._stage("teacher_translations", self._teacher_targets)
         self.models["student"] = self._stage("student", lambda: self._train_student(True))
