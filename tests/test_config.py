@@ -65,6 +65,8 @@ def test_configs_shipped_with_the_repo_are_valid(tmp_path):
         ({"distillation": {"alpha": 1.5}}, r"distillation.alpha must be in \[0, 1\]"),
         ({"export": {"int8_mode": "int4"}}, "export.int8_mode must be 'dynamic' or 'full'"),
         ({"distillation": {"temperature": 0}}, "distillation.temperature must be positive"),
+        ({"distillation": {"teacher_top_k": 0}}, "distillation.teacher_top_k must be a positive"),
+        ({"distillation": {"teacher_top_k": 2.5}}, "distillation.teacher_top_k must be an integer"),
         (
             {"student": {"hidden_dim": 100, "num_heads": 3}},
             r"student.num_heads must divide student.hidden_dim.*Valid num_heads: \[1, 2, 4, 5",

@@ -1,10 +1,12 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tests.helpers import random_token_ids
-from tests.test_losses import numpy_reference
+from tests.test_losses import dense_top_k_teacher, log_softmax, numpy_reference
 from tf_distill import Distiller
+from tf_distill.distiller import TEACHER_TOP_IDS, TEACHER_TOP_LOG_PROBS
 from tf_distill.models import build_classifier, build_transformer
 
 V, L = 30, 12
@@ -192,3 +194,50 @@ def test_mismatched_models_are_rejected(models):
         Distiller(None, teacher, alpha=0.5)
     with pytest.raises(ValueError, match="do not pass `loss`"):
         Distiller(*models).compile(optimizer="adam", loss="mse")
+
+
+def with_cache(x, teacher, k, temperature):
+    """`x` plus the teacher's top-k tokens, as `tf_distill.teacher_cache` supplies them."""
+    log_probs = tf.nn.log_softmax(teacher(x, training=False) / temperature)
+    values, ids = tf.math.top_k(log_probs, k=k)
+    return {**x, TEACHER_TOP_IDS: ids.numpy(), TEACHER_TOP_LOG_PROBS: values.numpy()}
+
+
+def test_cached_top_k_with_every_token_trains_like_the_live_teacher(models):
+    teacher, student = models
+    x, y = seq2seq_data(10)
+    weights = {}
+    for name, inputs in (("live", x), ("cached", with_cache(x, teacher, V, 2.0))):
+        trainee = keras.Model.from_config(student.get_config())
+        trainee.set_weights(student.get_weights())
+        distiller = Distiller(teacher, trainee, alpha=0.3, temperature=2.0)
+        distiller.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5))
+        history = distiller.fit(inputs, y, epochs=3, batch_size=8, verbose=0)
+        weights[name] = (trainee.get_weights(), history.history)
+    for live, cached in zip(weights["live"][0], weights["cached"][0], strict=True):
+        np.testing.assert_allclose(cached, live, atol=1e-5)
+    for key in ("loss", "distillation_loss", "student_loss"):
+        np.testing.assert_allclose(weights["cached"][1][key], weights["live"][1][key], rtol=1e-5)
+    assert weights["live"][0][0].tolist() != student.get_weights()[0].tolist()  # it trained
+
+
+def test_cached_top_k_loss_and_teacher_is_not_called(models):
+    teacher, student = models
+    x, y = seq2seq_data(11)
+    k, temperature = 4, 2.0
+    cached = with_cache(x, teacher, k, temperature)
+
+    class Refusing(keras.Model):
+        def call(self, *args, **kwargs):
+            raise AssertionError("the teacher ran despite cached outputs")
+
+    distiller = Distiller(teacher, student, alpha=0.0, temperature=temperature)
+    distiller.teacher = Refusing()
+    distiller.compile(optimizer="sgd")
+    result = distiller.evaluate(cached, y, verbose=0, return_dict=True)
+    zs = student(x, training=False).numpy().astype("float64")
+    p = dense_top_k_teacher(cached[TEACHER_TOP_IDS], cached[TEACHER_TOP_LOG_PROBS], V)
+    kd = temperature**2 * (p * (np.log(p) - log_softmax(zs / temperature))).sum(-1)
+    np.testing.assert_allclose(result["distillation_loss"], kd[y != 0].mean(), rtol=1e-4)
+    np.testing.assert_allclose(result["loss"], kd[y != 0].mean(), rtol=1e-4)
+    np.testing.assert_array_equal(distiller(cached), student(x))  # call() drops the cache

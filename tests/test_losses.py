@@ -133,3 +133,51 @@ def test_token_terms_without_teacher_and_correctness(xla):
         total = tf.reduce_sum(losses.token_terms(y, z, xla=xla)[0])
     p = np.exp(log_softmax(zs.astype("float64")))
     np.testing.assert_allclose(tape.gradient(total, z), p - np.eye(9)[y], rtol=1e-4, atol=1e-6)
+
+
+def dense_top_k_teacher(ids, log_probs, vocab):
+    """The teacher distribution a top-k cache stands for: its k probabilities, and the mass
+    they leave spread evenly over the other tokens (float64 NumPy)."""
+    p = np.exp(log_probs.astype("float64"))
+    rest = 1.0 - p.sum(-1, keepdims=True)
+    dense = np.repeat(rest / (vocab - ids.shape[-1]), vocab, axis=-1)
+    np.put_along_axis(dense, ids, p, -1)
+    return dense
+
+
+@pytest.mark.parametrize("temperature", [1.0, 3.0])
+def test_top_k_kl_with_every_token_equals_the_full_kl(temperature):
+    rng = np.random.default_rng(7)
+    zs = tf.constant(rng.normal(size=(2, 5, 9)).astype("float32") * 2)
+    zt = rng.normal(size=(2, 5, 9)).astype("float32") * 2
+    order = np.argsort(-zt, axis=-1)  # all 9, most likely first, as tf.math.top_k gives them
+    top = np.take_along_axis(log_softmax(zt / temperature), order, -1)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(zs)
+        got = losses.top_k_kl_per_token(order, top, zs, temperature)
+        want = losses.kl_per_token(zt, zs, temperature)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(tape.gradient(got, zs), tape.gradient(want, zs), atol=1e-6)
+
+
+@pytest.mark.parametrize("k", [1, 3, 9])  # of 10
+def test_top_k_kl_matches_numpy_with_the_tail_spread_evenly(k):
+    rng = np.random.default_rng(8)
+    temperature, vocab = 2.0, 10
+    zs = rng.normal(size=(2, 4, vocab)).astype("float32") * 2
+    zt = rng.normal(size=(2, 4, vocab)).astype("float32") * 3
+    teacher = log_softmax(zt.astype("float64") / temperature)
+    ids = np.argsort(-zt, axis=-1)[..., :k]
+    top = np.take_along_axis(teacher, ids, -1).astype("float32")
+    zs_t = tf.constant(zs)
+    with tf.GradientTape() as tape:
+        tape.watch(zs_t)
+        got = losses.top_k_kl_per_token(ids, top, zs_t, temperature)
+        total = tf.reduce_sum(got)
+    p = dense_top_k_teacher(ids, top, vocab)
+    q = log_softmax(zs.astype("float64") / temperature)
+    want = temperature**2 * (p * (np.log(p) - q)).sum(-1)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(tape.gradient(total, zs_t), temperature * (np.exp(q) - p), atol=1e-6)
+    if k == vocab - 1:  # a tail of one token holds exactly what the top k leave
+        np.testing.assert_allclose(got, losses.kl_per_token(zt, zs, temperature), rtol=1e-5)

@@ -47,6 +47,9 @@ def test_tiny_pipeline_report(tiny_run):
     assert report["data"]["train"] > report["data"]["test"] > 0
     assert set(report["timings_s"]) >= {"data", "tokenizer", "teacher", "student", "export"}
     assert "teacher_translations" not in report["timings_s"]  # tiny.json: token-level KD only
+    # tiny.json keeps the teacher's top 8 tokens, computed once, in a stage of its own.
+    assert report["timings_s"]["teacher_outputs"] > 0
+    assert "teacher: top 8 tokens on" in result.stdout
     assert report["config"]["training"]["epochs"] == 2  # the --set override took effect
     assert json.loads((out / "config.json").read_text())["training"]["epochs"] == 2
     for name in ("report.md", "curves.png", "teacher.keras", "baseline.keras", "student.keras"):

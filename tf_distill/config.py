@@ -64,6 +64,10 @@ class DistillationConfig:
     # Sequence-level KD (Kim & Rush, 2016): the student's targets are the teacher's greedy
     # translations of the training sources (the CE + T^2 KL loss stays).
     sequence_level: bool = False
+    # Keep the teacher's k largest logits per training token, computed once before the
+    # student trains, instead of running the teacher on every batch of every epoch
+    # (tf_distill.teacher_cache). None: run the teacher live (exact KD).
+    teacher_top_k: int | None = None
 
 
 @dataclasses.dataclass
@@ -334,6 +338,11 @@ def validate(config):
     _check(
         d.temperature > 0,
         f"distillation.temperature must be positive. Received: {d.temperature}.",
+    )
+    _check(
+        d.teacher_top_k is None or d.teacher_top_k >= 1,
+        "distillation.teacher_top_k must be a positive integer, or null to run the teacher "
+        f"on every batch. Received: {d.teacher_top_k}.",
     )
     t = config.training
     for name in ("epochs", "batch_size", "max_sequence_length"):

@@ -10,6 +10,11 @@ import tensorflow as tf
 
 from tf_distill import losses
 
+# Keys of a batch's input dict that carry the teacher's cached top-k outputs (see
+# `tf_distill.teacher_cache`): int (B, T, k) ids and float (B, T, k) log probabilities.
+TEACHER_TOP_IDS = "teacher_top_ids"
+TEACHER_TOP_LOG_PROBS = "teacher_top_log_probs"
+
 
 @keras.saving.register_keras_serializable(package="tf_distill")
 class Distiller(keras.Model):
@@ -42,6 +47,14 @@ class Distiller(keras.Model):
     With `teacher=None` the same machinery trains a model on the labels alone (masked
     cross-entropy, same metrics, `alpha` must be 1): that is how tf_distill trains the
     teacher itself and the no-teacher baseline, so all three are measured alike.
+
+    Cached teacher outputs: when a batch's input dict also holds `"teacher_top_ids"` and
+    `"teacher_top_log_probs"` (the teacher's k most likely tokens per position and their
+    log probabilities at this Distiller's temperature, as made by
+    `tf_distill.teacher_cache.teacher_top_k`), the teacher does not run for that batch and
+    the KD term is `losses.top_k_kl_per_token` against them. Computing them once saves the
+    teacher's forward pass in every later epoch. Batches without them (e.g. the validation
+    data) run the teacher as usual.
 
     Args:
         teacher: a built `keras.Model` returning logits, or None (no teacher).
@@ -101,6 +114,7 @@ class Distiller(keras.Model):
         )
 
     def call(self, inputs, training=None):
+        inputs, _ = _split_cached(inputs)
         return self.student(inputs, training=training)
 
     def compile(self, optimizer="adam", metrics=None, weighted_metrics=None, **kwargs):
@@ -131,13 +145,18 @@ class Distiller(keras.Model):
             return None
         return tf.stop_gradient(self.teacher(x, training=False))
 
-    def _loss_terms(self, y, student_logits, teacher_logits, sample_weight):
-        """Per-replica loss for the gradient, plus the values the trackers need."""
+    def _loss_terms(self, y, student_logits, teacher_logits, sample_weight, cached=None):
+        """Per-replica loss for the gradient, plus the values the trackers need.
+
+        `cached`: the teacher's `(top_ids, top_log_probs)` for this batch, or None.
+        """
         y = self._labels(y, student_logits)
         mask = losses.token_mask(y, student_logits, self.pad_token_id, sample_weight)
         ce, kd, correct = losses.token_terms(
             y, student_logits, teacher_logits, self.temperature, xla=bool(self.jit_compile)
         )
+        if cached is not None and self.teacher is not None:
+            kd = losses.top_k_kl_per_token(*cached, student_logits, self.temperature)
         local_count = tf.reduce_sum(mask)
         ce_sum = tf.reduce_sum(ce * mask)
         kd_sum = tf.reduce_sum(kd * mask)
@@ -185,12 +204,13 @@ class Distiller(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x, cached = _split_cached(x)
         # The teacher runs before the tape opens: nothing of its forward pass is recorded.
-        teacher_logits = self._teacher_logits(x)
+        teacher_logits = None if cached is not None else self._teacher_logits(x)
         with tf.GradientTape() as tape:
             student_logits = tf.cast(self.student(x, training=True), tf.float32)
             loss, y, mask, *sums = self._loss_terms(
-                y, student_logits, teacher_logits, sample_weight
+                y, student_logits, teacher_logits, sample_weight, cached
             )
             scaled = self.optimizer.scale_loss(loss)
         variables = self.student.trainable_variables
@@ -201,9 +221,11 @@ class Distiller(keras.Model):
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x, cached = _split_cached(x)
         student_logits = tf.cast(self.student(x, training=False), tf.float32)
+        teacher_logits = None if cached is not None else self._teacher_logits(x)
         _, y, mask, *sums = self._loss_terms(
-            y, student_logits, self._teacher_logits(x), sample_weight
+            y, student_logits, teacher_logits, sample_weight, cached
         )
         self._update_trackers(*sums)
         return self._step_results(x, y, student_logits, mask)
@@ -255,6 +277,14 @@ class Distiller(keras.Model):
             config["teacher"] = keras.saving.deserialize_keras_object(config["teacher"])
         config["student"] = keras.saving.deserialize_keras_object(config["student"])
         return cls(**config)
+
+
+def _split_cached(x):
+    """`(inputs without the cached teacher outputs, (top_ids, top_log_probs) or None)`."""
+    if not isinstance(x, dict) or TEACHER_TOP_IDS not in x:
+        return x, None
+    x = dict(x)
+    return x, (x.pop(TEACHER_TOP_IDS), x.pop(TEACHER_TOP_LOG_PROBS))
 
 
 def _check_outputs_agree(teacher, student):

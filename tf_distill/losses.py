@@ -52,6 +52,45 @@ def kl_per_token(teacher_logits, student_logits, temperature):
     return t * t * kl
 
 
+def top_k_kl_per_token(top_ids, top_log_probs, student_logits, temperature):
+    """T^2 * KL(p_t || softmax(z_s / T)) with the teacher kept as its k most likely tokens.
+
+    `top_log_probs` are the teacher's log softmax(z_t / T) at `top_ids` (at the same T).
+    The probability they leave, r = 1 - sum(p_t over the k), is spread evenly over the other
+    V - k tokens, so the cost per token is one log_softmax of the student, a gather and a
+    sum, and a cached teacher needs k ids and k values per token instead of V. With k = V
+    this is exactly `kl_per_token`; with k < V it differs from it only in the shape of the
+    teacher's tail (mass r), not in its size. Keeping only the teacher's top entries is the
+    "top-K distillation" of Tan et al. (2019, "Multilingual Neural Machine Translation with
+    Knowledge Distillation"). The gradient with respect to z_s is T * (softmax(z_s / T) -
+    the teacher's probabilities as above, spread onto the vocabulary).
+
+    Args:
+        top_ids: int (B, T, k) vocabulary ids of the teacher's most likely tokens.
+        top_log_probs: (B, T, k) the teacher's log probabilities (at temperature T) there.
+        student_logits: (B, T, V).
+        temperature: T > 0.
+
+    Returns:
+        float32 (B, T).
+    """
+    t = tf.constant(float(temperature), tf.float32)
+    teacher_log_probs = tf.stop_gradient(tf.cast(top_log_probs, tf.float32))
+    teacher_probs = tf.exp(teacher_log_probs)
+    student_log_probs = tf.nn.log_softmax(tf.cast(student_logits, tf.float32) / t, axis=-1)
+    ids = tf.cast(top_ids, tf.int32)
+    at_ids = tf.gather(student_log_probs, ids, batch_dims=len(student_logits.shape) - 1)
+    kl = tf.reduce_sum(teacher_probs * (teacher_log_probs - at_ids), axis=-1)
+    # The tail: mass r over V - k tokens, r / (V - k) each.
+    rest = tf.cast(tf.shape(student_log_probs)[-1] - tf.shape(ids)[-1], tf.float32)
+    r = tf.maximum(1.0 - tf.reduce_sum(teacher_probs, axis=-1), 0.0)
+    r = tf.where(rest > 0, r, 0.0)  # k = V: no tail, whatever the rounding left in r
+    each = tf.math.divide_no_nan(r, rest)
+    rest_log_probs = tf.reduce_sum(student_log_probs, axis=-1) - tf.reduce_sum(at_ids, axis=-1)
+    kl += tf.math.xlogy(r, each) - each * rest_log_probs
+    return t * t * kl
+
+
 def token_terms(y_true, student_logits, teacher_logits=None, temperature=1.0, xla=True):
     """Per-token CE, T^2 KL and correctness in one pass, with a hand-written gradient.
 

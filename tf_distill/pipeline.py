@@ -69,7 +69,8 @@ class Run:
         self.output_dir = Path(config.output_dir)
         self.resume = resume
         self.timings = {}
-        self.teacher_pairs_ds = None  # sequence-level KD: sources with teacher translations
+        self.teacher_pairs = None  # sequence-level KD: sources with teacher translations
+        self.teacher_outputs = None  # distillation.teacher_top_k: the teacher's top k logits
         self.curves = {role: {"loss": [], "val_loss": [], "val_bleu": []} for role in ROLES}
 
     # Stage plumbing.
@@ -112,8 +113,11 @@ class Run:
         self.models["teacher"] = self._stage("teacher", self._teacher)
         if c.distillation.baseline:
             self.models["baseline"] = self._stage("baseline", lambda: self._train_student(False))
+        student_done = self.resume and (self.output_dir / "student.keras").exists()
         if c.distillation.sequence_level:
-            self.teacher_pairs_ds = self._stage("teacher_translations", self._teacher_targets)
+            self.teacher_pairs = self._stage("teacher_translations", self._teacher_targets)
+        if c.distillation.teacher_top_k and not student_done:
+            self.teacher_outputs = self._stage("teacher_outputs", self._teacher_outputs)
         self.models["student"] = self._stage("student", lambda: self._train_student(True))
         results = self._stage("evaluation", self._evaluate)
         export_error = None
@@ -244,13 +248,46 @@ class Run:
         model = self._build(role)
         teacher = self.models["teacher"] if distill else None
         train_ds = self.train_ds
-        if distill and self.teacher_pairs_ds is not None:
-            train_ds = self.teacher_pairs_ds
+        if distill and (self.teacher_pairs is not None or self.teacher_outputs is not None):
+            train_ds = data_lib.make_seq2seq_dataset(
+                self._student_pairs(),
+                shuffle=True,
+                seed=self.config.training.seed,
+                extra_columns=self.teacher_outputs,
+                **self.dataset_args,
+            )
         return self._fit(role, model, teacher, self.config.training.epochs, train_ds)
 
+    def _student_pairs(self):
+        """The distilled student's training pairs: the teacher's translations with
+        sequence-level KD, else the training split."""
+        return self.splits.train if self.teacher_pairs is None else self.teacher_pairs
+
+    def _teacher_outputs(self):
+        from tf_distill.teacher_cache import teacher_top_k
+
+        d, t = self.config.distillation, self.config.training
+        pairs = self._student_pairs()
+        log(
+            f"teacher: top {d.teacher_top_k} tokens on {len(pairs)} training pairs, "
+            "once for all epochs"
+        )
+        return teacher_top_k(
+            self.models["teacher"],
+            pairs,
+            self.source_tokenizer,
+            self.target_tokenizer,
+            t.max_sequence_length,
+            d.teacher_top_k,
+            temperature=d.temperature,
+            bucket_lengths=t.bucket_lengths,
+            batch_size=max(t.batch_size, 128),
+            log=log,
+        )
+
     def _teacher_targets(self):
-        """The training sources paired with the teacher's greedy translations, as a
-        dataset (sequence-level KD); the pairs are kept in the run for `--resume`."""
+        """The training sources paired with the teacher's greedy translations
+        (sequence-level KD); the pairs are kept in the run for `--resume`."""
         path = self.output_dir / "teacher_translations.tsv"
         if self.resume and path.exists():
             pairs = data_lib.read_tsv(path)
@@ -276,8 +313,7 @@ class Run:
             tmp = path.with_suffix(".tmp")
             tmp.write_text("".join(f"{s}\t{h}\n" for s, h in pairs), encoding="utf-8")
             tmp.rename(path)
-        t = self.config.training
-        return data_lib.make_seq2seq_dataset(pairs, shuffle=True, seed=t.seed, **self.dataset_args)
+        return pairs
 
     def _fit(self, role, model, teacher, epochs, train_ds=None):
         t, d = self.config.training, self.config.distillation

@@ -175,3 +175,43 @@ def test_errors(pairs, tokenizers):
         make_seq2seq_dataset([], *tokenizers, batch_size=8, max_sequence_length=16)
     with pytest.raises(DataError, match="same length"):
         make_classification_dataset(["a", "b"], [0], tokenizers[0], 8, 16)
+
+
+def test_extra_columns_follow_their_pairs_through_shuffle_and_buckets(pairs, tokenizers):
+    plain = make_seq2seq_dataset(
+        pairs, *tokenizers, batch_size=40, max_sequence_length=32, shuffle=False
+    )  # one bucket, unshuffled: the pairs' own order
+    # Per pair: its index, and a per-position column that repeats its target ids, so each
+    # batch can be checked against the pair it claims to come from.
+    (_, reference), *_ = batches(plain.unbatch().batch(len(pairs)))
+    positions = np.zeros((len(pairs), 32, 2), "int32")
+    positions[..., 0] = reference
+    positions[..., 1] = np.arange(len(pairs))[:, None]
+    extra = {"row": np.arange(len(pairs)), "per_position": positions}
+    dataset = make_seq2seq_dataset(
+        pairs,
+        *tokenizers,
+        batch_size=40,
+        max_sequence_length=32,
+        bucket_lengths=BUCKETS,
+        shuffle=True,
+        seed=3,
+        extra_columns=extra,
+    )
+    seen = []
+    for inputs, targets in batches(dataset):
+        length = targets.shape[1]
+        assert inputs["per_position"].shape == (len(targets), length, 2)
+        np.testing.assert_array_equal(inputs["per_position"][..., 0], targets)
+        rows = np.broadcast_to(inputs["row"][:, None], targets.shape)
+        np.testing.assert_array_equal(inputs["per_position"][..., 1], rows)
+        np.testing.assert_array_equal(reference[inputs["row"], :length], targets)
+        seen.extend(inputs["row"].tolist())
+    assert sorted(seen) == list(range(len(pairs)))
+    assert seen != sorted(seen)  # shuffled
+    with pytest.raises(ValueError, match=r"extra_columns\['short'\]"):
+        make_seq2seq_dataset(
+            pairs, *tokenizers, 40, 32, extra_columns={"short": np.zeros((len(pairs), 10, 2))}
+        )
+    with pytest.raises(ValueError, match=r"one row per pair"):
+        make_seq2seq_dataset(pairs, *tokenizers, 40, 32, extra_columns={"row": np.arange(3)})

@@ -28,6 +28,7 @@ def make_seq2seq_dataset(
     seed=0,
     repeat=False,
     drop_remainder=False,
+    extra_columns=None,
 ):
     """A dataset of `({"encoder_token_ids", "decoder_token_ids"}, target_ids)` batches.
 
@@ -49,6 +50,11 @@ def make_seq2seq_dataset(
         repeat: repeat forever (then pass `steps_per_epoch` to `fit`).
         drop_remainder: drop each bucket's last, smaller batch (only full-size batch
             shapes, for XLA); off by default so evaluation sees every pair.
+        extra_columns: optional dict of per-pair arrays to add to each batch's input dict,
+            one row per pair in `pairs`' order: 1-D arrays as they are, arrays of 2 or more
+            dimensions laid out along the target positions, with axis 1 at least
+            `bucket_lengths[-1]` long, cut to each batch's length like the token ids (e.g.
+            a teacher's cached top-k logits, `tf_distill.teacher_cache`).
 
     Returns:
         A `tf.data.Dataset` of `({"encoder_token_ids": int32 (B, S),
@@ -78,6 +84,19 @@ def make_seq2seq_dataset(
     labels[room, target_lengths[room]] = target_tokenizer.end_id
     lengths = np.maximum(encoder_lengths, np.minimum(target_lengths + 1, limit))
     columns = {"encoder_token_ids": encoder, "decoder_token_ids": decoder, "targets": labels}
+    for name, values in (extra_columns or {}).items():
+        values = np.asarray(values)
+        if (
+            name in columns
+            or values.shape[0] != len(pairs)
+            or (values.ndim >= 2 and values.shape[1] < width)
+        ):
+            raise ValueError(
+                f"extra_columns[{name!r}] must be a new name with one row per pair (and, for "
+                f"2-D or more, at least {width} positions). Received shape {values.shape} "
+                f"for {len(pairs)} pairs."
+            )
+        columns[name] = values[:, :width] if values.ndim >= 2 else values
     return _bucketed(
         columns,
         lengths,
@@ -181,7 +200,8 @@ def _pad(rows, limit, width):
 def _bucketed(columns, lengths, buckets, batch_size, shuffle, seed, repeat, drop_remainder, split):
     """Cuts each bucket's rows to its length, batches each bucket, and mixes the buckets.
 
-    `columns` are arrays with one row per example, 2-D ones padded to the longest bucket.
+    `columns` are arrays with one row per example, those of 2 or more dimensions padded
+    along axis 1 to the longest bucket.
     """
     bucket_of = np.searchsorted(np.asarray(buckets), lengths)  # first bucket >= length
     datasets, batch_counts = [], []
@@ -190,7 +210,7 @@ def _bucketed(columns, lengths, buckets, batch_size, shuffle, seed, repeat, drop
         if rows.size == 0:
             continue
         tensors = {
-            name: values[rows, :length] if values.ndim == 2 else values[rows]
+            name: values[rows, :length] if values.ndim >= 2 else values[rows]
             for name, values in columns.items()
         }
         dataset = tf.data.Dataset.from_tensor_slices(tensors)
