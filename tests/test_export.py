@@ -378,3 +378,69 @@ def test_full_int8_without_calibration_inputs_is_refused(tmp_path):
     # Refused before the SavedModel is even read.
     with pytest.raises(ValueError, match="at least one calibration input"):
         convert_tflite(tmp_path / "missing", "tflite_int8", calibration_inputs=[])
+
+
+def _int8_tensors_matching(path, weights):
+    """For each int8 tensor in a TFLite file, dequantized: the indices of `weights` holding
+    exactly its values (in any layout)."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    sorted_weights = {i: np.sort(w.ravel()) for i, w in weights.items()}
+    found = []
+    for subgraph in model.subgraphs:
+        for tensor in subgraph.tensors:
+            data = model.buffers[tensor.buffer].data
+            if tensor.type != 9 or data is None or tensor.quantization is None:
+                continue  # 9: INT8
+            q = np.frombuffer(bytes(bytearray(data)), np.int8).astype(np.float64)
+            stored = np.sort(q * tensor.quantization.scale[0])
+            found.append(
+                {
+                    i
+                    for i, values in sorted_weights.items()
+                    if values.size == stored.size
+                    and np.allclose(values, stored, rtol=1e-5, atol=1e-7)
+                }
+            )
+    return found
+
+
+def test_int8_grid_rounding_makes_the_int8_file_store_the_keras_weights(tmp_path):
+    """After `round_to_int8_grid` every int8 tensor of the dynamic-range file, dequantized,
+    is one of the Keras model's weights exactly; before it, none is."""
+    from tf_distill.tflite import round_to_int8_grid
+
+    keras.utils.set_random_seed(6)
+    student = build_transformer(300, MAX_SEQUENCE_LENGTH, 1, 2, 32, 64, dropout=0.0)
+    perturb_weights(student, 0.3, seed=2)
+    source = np.random.default_rng(0).integers(4, 300, (3, 7)).astype(np.int32)
+
+    def export_int8(directory):
+        export_student(
+            student, directory, source, MAX_LENGTH, formats=("tflite_int8",), special=SPECIAL,
+            min_sequence_agreement=0.0, log=lambda message: None,
+        )  # fmt: skip
+        return directory / "export" / "student_int8.tflite"
+
+    before = [w.copy() for w in student.get_weights()]
+    big = {i: w for i, w in enumerate(before) if w.ndim >= 2 and w.size >= 1024}
+    unrounded = _int8_tensors_matching(export_int8(tmp_path / "a"), big)
+    assert unrounded and not any(unrounded)  # plain int8 rounding changes every tensor
+
+    assert round_to_int8_grid(student) == len(big)
+    rounded = student.get_weights()
+    for i, (old, new) in enumerate(zip(before, rounded, strict=True)):
+        if i not in big:
+            np.testing.assert_array_equal(new, old)  # biases, norms, small tables stay
+            continue
+        scale = np.abs(old).max() / 127
+        steps = new / scale
+        np.testing.assert_allclose(steps, np.round(steps), atol=1e-3)
+        assert len(np.unique(np.round(steps))) <= 255 and np.abs(new - old).max() <= scale / 2
+    round_to_int8_grid(student)  # idempotent
+    for again, new in zip(student.get_weights(), rounded, strict=True):
+        np.testing.assert_allclose(again, new, rtol=0, atol=1e-7)
+    matches = _int8_tensors_matching(export_int8(tmp_path / "b"), {i: rounded[i] for i in big})
+    assert matches and all(matches)
+    assert set().union(*matches) == set(big)  # every rounded Keras weight is in the file

@@ -100,6 +100,10 @@ class ExportConfig:
     # "dynamic": int8 weights, float activations. "full": activations in int8 too, their
     # ranges calibrated on the parity sentences (ops without an int8 kernel stay float).
     int8_mode: str = "dynamic"
+    # Round the trained student's weights to the per-tensor int8 grid before it is
+    # evaluated and exported (tflite.round_to_int8_grid): the int8 file then stores the
+    # evaluated model's own weights, and only activation rounding separates the two.
+    round_to_int8_grid: bool = True
 
 
 @dataclasses.dataclass

@@ -119,6 +119,9 @@ class Run:
         if c.distillation.teacher_top_k and not student_done:
             self.teacher_outputs = self._stage("teacher_outputs", self._teacher_outputs)
         self.models["student"] = self._stage("student", lambda: self._train_student(True))
+        e = c.export
+        if e.enabled and e.round_to_int8_grid and "tflite_int8" in e.formats:
+            self._stage("int8_rounding", self._round_student)
         results = self._stage("evaluation", self._evaluate)
         export_error = None
         if c.export.enabled:
@@ -445,6 +448,25 @@ class Run:
         self.sample_references = refs[: e.num_samples]
         return results
 
+    def _round_student(self):
+        """Rounds the student's weights to the int8 grid (see `export.round_to_int8_grid`),
+        records how many test sentences it changes, and saves the rounded student."""
+        from tf_distill.tflite import round_to_int8_grid
+
+        student = self.models["student"]
+        special = self._special()
+        source_ids = self.test_source_ids[: self.config.export.parity_sentences]
+        before = evaluation.translate_ids(student, source_ids, self._decode_length(), **special)
+        tensors = round_to_int8_grid(student)
+        after = evaluation.translate_ids(student, source_ids, self._decode_length(), **special)
+        same = round(evaluation.sequence_agreement(before, after), 4)
+        self.rounding_summary = {"tensors": tensors, "same_greedy_output": same}
+        log(
+            f"student: {tensors} weight tensors rounded to the int8 grid; greedy output "
+            f"unchanged on {same:.1%} of {len(source_ids)} test sentences"
+        )
+        student.save(self.output_dir / "student.keras")
+
     def _export(self):
         from tf_distill import export
 
@@ -476,6 +498,7 @@ class Run:
             "timings_s": self.timings,
             "curves": self.curves,
             "export": getattr(self, "export_summary", None),
+            "int8_rounding": getattr(self, "rounding_summary", None),
         }
         return report.write_report(self.output_dir, payload, self)
 

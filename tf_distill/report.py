@@ -88,6 +88,13 @@ def write_report(output_dir, report, run=None):
     export = report.get("export")
     if export:
         lines += ["", "## Export", ""]
+        rounding = report.get("int8_rounding")
+        if rounding:
+            lines.append(
+                f"The student's weights were rounded to the int8 grid before evaluation "
+                f"({rounding['tensors']} tensors); its greedy output stayed the same on "
+                f"{rounding['same_greedy_output']:.1%} of test sentences."
+            )
         if "error" in export:
             lines.append(f"Export failed: {export['error']}")
         for name, size in export.get("files", {}).items():

@@ -111,3 +111,32 @@ def builtin_names():
     from tensorflow.lite.python import schema_py_generated as schema
 
     return {name for name in vars(schema.BuiltinOperator) if name.isupper()} - {"CUSTOM"}
+
+
+# TFLite's dynamic-range quantizer leaves tensors of fewer elements in float.
+MIN_QUANTIZED_ELEMENTS = 1024
+
+
+def round_to_int8_grid(model, min_elements=MIN_QUANTIZED_ELEMENTS):
+    """Rounds a model's weights, in place, to the values a per-tensor int8 file stores.
+
+    Every weight of 2 or more dimensions and at least `min_elements` elements (the
+    kernels and embeddings that `convert_tflite(..., "tflite_int8")` quantizes) becomes
+    `round(w / s) * s` with `s = max|w| / 127`: the symmetric per-tensor grid of the
+    dynamic-range quantizer. Afterwards the int8 file holds exactly the Keras model's
+    weights, and what is left between the two is the int8 rounding of activations inside
+    the hybrid kernels. Rounding again changes nothing (the largest weight stays at 127 s).
+
+    Returns:
+        The number of tensors rounded.
+    """
+    rounded = 0
+    for variable in model.weights:
+        values = np.asarray(variable.numpy())
+        if values.ndim < 2 or values.size < min_elements:
+            continue
+        scale = float(np.abs(values).max()) / 127.0
+        if scale > 0:
+            variable.assign((np.round(values / scale) * scale).astype(values.dtype))
+            rounded += 1
+    return rounded
