@@ -50,6 +50,11 @@ def test_tiny_pipeline_report(tiny_run):
     # tiny.json keeps the teacher's top 8 tokens, computed once, in a stage of its own.
     assert report["timings_s"]["teacher_outputs"] > 0
     assert "teacher: top 8 tokens on" in result.stdout
+    # The student is rounded to the int8 grid before it is evaluated, and the report says so.
+    rounding = report["int8_rounding"]
+    assert rounding["tensors"] > 0 and 0 <= rounding["same_greedy_output"] <= 1
+    assert "int8_rounding" in report["timings_s"]
+    assert "rounded to the int8 grid before evaluation" in (out / "report.md").read_text()
     assert report["config"]["training"]["epochs"] == 2  # the --set override took effect
     assert json.loads((out / "config.json").read_text())["training"]["epochs"] == 2
     for name in ("report.md", "curves.png", "teacher.keras", "baseline.keras", "student.keras"):
