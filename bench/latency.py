@@ -50,6 +50,7 @@ import tf_distill  # noqa: E402, F401  (registers the custom layers for load_mod
 from tf_distill.data import Tokenizer, generate_corpus  # noqa: E402
 from tf_distill.decoding import greedy_decode  # noqa: E402
 from tf_distill.export import _signatures_module, convert_tflite, tflite_runner  # noqa: E402
+from tf_distill.tflite import MIN_QUANTIZED_ELEMENTS  # noqa: E402
 
 TFLITE = {
     "fp32": "student_fp32.tflite",
@@ -88,7 +89,7 @@ def size_bytes(path):
     return path.stat().st_size
 
 
-def quantizable_share(model, min_elements=1024):
+def quantizable_share(model, min_elements=MIN_QUANTIZED_ELEMENTS):
     """Weights in tensors the dynamic-range int8 converter quantizes (>= 1024 elements)."""
     sizes = [int(np.prod(w.shape)) for w in model.weights]
     big = sum(s for s in sizes if s >= min_elements)
