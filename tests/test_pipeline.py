@@ -149,6 +149,10 @@ def test_translate_cli_errors(tmp_path):
             ["--config", "tiny.json", "--set", "data.source=tsv", "--set", "data.path=/no/file"],
             "data.path '/no/file' does not exist",
         ),
+        (
+            ["--config", "tiny.json", "--set", "distillation.transfer_path=/no/file"],
+            "distillation.transfer_path '/no/file' does not exist",
+        ),
     ],
 )
 def test_config_errors_exit_2_and_write_nothing(tmp_path, args, message):
@@ -170,6 +174,22 @@ def test_bad_data_file_found_mid_run_leaves_nothing(tmp_path):
     result = train("--config", "tiny.json", *args, "--output-dir", str(out))
     assert result.returncode == 2
     assert "expected 2 tab-separated columns" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_transfer_file_of_corpus_sources_only_leaves_nothing(tmp_path):
+    """Every line of the transfer file is a corpus source: nothing is left to translate, so
+    the run stops at its data stage, before anything trains, and removes what it wrote."""
+    from tf_distill.data import generate_corpus
+
+    mono = tmp_path / "mono.txt"
+    mono.write_text("\n".join(s for s, _ in generate_corpus(20, ambiguity=0.3)), "utf-8")
+    out = tmp_path / "out"
+    args = ["--set", f"distillation.transfer_path={mono}", "--output-dir", str(out)]
+    result = train("--config", "tiny.json", *args)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "every sentence is also a source of the corpus" in result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists()
 
@@ -243,19 +263,58 @@ def test_teacher_loaded_from_a_keras_file(tiny_run, tmp_path):
     config = config_lib.load(
         ROOT / "configs" / "tiny.json",
         [
-            "training.epochs=1",
-            "distillation.baseline=false",
+            "training.epochs=2",
             "export.enabled=false",
             f"teacher.path={teacher_file}",
             f"output_dir={tmp_path / 'run'}",
         ],
     )
     report = run_pipeline(config)
-    before = json.loads((out / "report.json").read_text())["teacher"]
-    assert report["teacher"]["bleu"] == before["bleu"]  # same model, same test split
+    before = json.loads((out / "report.json").read_text())
+    assert report["teacher"]["bleu"] == before["teacher"]["bleu"]  # same model and test split
     assert report["teacher"]["size_bytes"] == teacher_file.stat().st_size
     assert not (tmp_path / "run" / "teacher.keras").exists()
     assert report["curves"]["teacher"]["loss"] == []  # nothing was trained
+    # The baseline trains exactly as it did after a teacher trained in the same process:
+    # same initial weights and the same batch order, from a dataset of its own.
+    assert report["curves"]["baseline"]["loss"] == before["curves"]["baseline"]["loss"]
+    assert report["baseline"]["bleu"] == before["baseline"]["bleu"]
+
+
+def test_transfer_set_trains_the_student_on_teacher_translations(tiny_run, tmp_path, capsys):
+    """`distillation.transfer_size`: new corpus sentences, none of them a corpus source,
+    translated by the teacher and added to the student's (not the baseline's) pairs."""
+    from tf_distill import config as config_lib
+    from tf_distill.data import generate_corpus
+    from tf_distill.pipeline import run_pipeline
+
+    out, _ = tiny_run
+    run_dir = tmp_path / "run"
+    config = config_lib.load(
+        ROOT / "configs" / "tiny.json",
+        [
+            "training.epochs=1",
+            "distillation.transfer_size=150",
+            "distillation.baseline=false",
+            "export.enabled=false",
+            f"teacher.path={out / 'teacher.keras'}",
+            f"output_dir={run_dir}",
+        ],
+    )
+    report = run_pipeline(config)
+    stdout = capsys.readouterr().out
+    lines = (run_dir / "transfer_set.tsv").read_text(encoding="utf-8").splitlines()
+    pairs = [line.split("\t") for line in lines]
+    assert all(len(pair) == 2 and pair[1].strip() for pair in pairs)
+    assert 100 <= report["data"]["transfer"] == len(pairs) <= 150  # empty outputs dropped
+    corpus_sources = {s for s, _ in generate_corpus(1500, ambiguity=0.3)}
+    assert not corpus_sources & {source for source, _ in pairs}
+    assert "transfer_set" in report["timings_s"]
+    student_pairs = report["data"]["train"] + report["data"]["transfer"]
+    assert f"teacher: top 8 tokens on {student_pairs} training pairs" in stdout
+    assert (
+        f"trained on {len(pairs):,} source sentences without" in (run_dir / "report.md").read_text()
+    )
 
 
 def test_loaded_teacher_with_another_vocabulary_is_refused(tiny_run, tmp_path):

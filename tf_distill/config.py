@@ -68,12 +68,22 @@ class DistillationConfig:
     # student trains, instead of running the teacher on every batch of every epoch
     # (tf_distill.teacher_cache). None: run the teacher live (exact KD).
     teacher_top_k: int | None = None
+    # A transfer set (tf_distill.transfer): source sentences without references that the
+    # teacher translates and the student trains on besides the labelled pairs; the
+    # baseline cannot use them. transfer_path: a UTF-8 file, one source sentence per line;
+    # without one (built-in corpus only), transfer_size new sentences are generated.
+    # transfer_size also caps the file's sentences. null and null: no transfer set.
+    transfer_size: int | None = None
+    transfer_path: str | None = None
 
 
 @dataclasses.dataclass
 class TrainingConfig:
     epochs: int = 10
     teacher_epochs: int | None = None  # defaults to `epochs`
+    # The distilled student's epochs (defaults to `epochs`, the baseline's): fewer passes
+    # over a transfer set-enlarged student set keep the two at the same number of steps.
+    student_epochs: int | None = None
     batch_size: int = 64
     learning_rate: float = 1e-3
     warmup_steps: int = 200
@@ -348,14 +358,34 @@ def validate(config):
         "distillation.teacher_top_k must be a positive integer, or null to run the teacher "
         f"on every batch. Received: {d.teacher_top_k}.",
     )
+    _check(
+        d.transfer_size is None or d.transfer_size >= 1,
+        "distillation.transfer_size must be a positive integer, or null for no transfer set "
+        f"(all of transfer_path's sentences with a file). Received: {d.transfer_size}.",
+    )
+    if d.transfer_path is not None:
+        _check(
+            Path(d.transfer_path).is_file(),
+            f"distillation.transfer_path {d.transfer_path!r} does not exist. Point it at a "
+            "text file with one source sentence per line, or remove the key.",
+        )
+    elif d.transfer_size is not None:
+        _check(
+            data.source == "synthetic",
+            "distillation.transfer_size without distillation.transfer_path needs data.source "
+            f"'synthetic' (only the built-in corpus can make new sentences). Received: "
+            f"data.source {data.source!r}; add transfer_path, a file of source sentences.",
+        )
     t = config.training
     for name in ("epochs", "batch_size", "max_sequence_length"):
         value = getattr(t, name)
         _check(value > 0, f"training.{name} must be a positive integer. Received: {value}.")
-    _check(
-        t.teacher_epochs is None or t.teacher_epochs > 0,
-        f"training.teacher_epochs must be positive. Received: {t.teacher_epochs}.",
-    )
+    for name in ("teacher_epochs", "student_epochs"):
+        value = getattr(t, name)
+        _check(
+            value is None or value > 0,
+            f"training.{name} must be positive, or null for training.epochs. Received: {value}.",
+        )
     _check(
         t.learning_rate > 0,
         f"training.learning_rate must be positive. Received: {t.learning_rate}.",

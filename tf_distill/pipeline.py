@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from tf_distill import data as data_lib
-from tf_distill import evaluation
+from tf_distill import evaluation, transfer
 from tf_distill.config import ConfigError, resolve_jit_compile
 from tf_distill.data import DataError
 from tf_distill.distiller import Distiller
@@ -71,6 +71,7 @@ class Run:
         self.timings = {}
         self.teacher_pairs = None  # sequence-level KD: sources with teacher translations
         self.teacher_outputs = None  # distillation.teacher_top_k: the teacher's top k logits
+        self.transfer_pairs = []  # the transfer set, with the teacher's translations
         self.curves = {role: {"loss": [], "val_loss": [], "val_bleu": []} for role in ROLES}
 
     # Stage plumbing.
@@ -116,6 +117,8 @@ class Run:
         student_done = self.resume and (self.output_dir / "student.keras").exists()
         if c.distillation.sequence_level:
             self.teacher_pairs = self._stage("teacher_translations", self._teacher_targets)
+        if self.transfer_sources:
+            self.transfer_pairs = self._stage("transfer_set", self._transfer_set)
         if c.distillation.teacher_top_k and not student_done:
             self.teacher_outputs = self._stage("teacher_outputs", self._teacher_outputs)
         self.models["student"] = self._stage("student", lambda: self._train_student(True))
@@ -139,13 +142,25 @@ class Run:
 
     # Stages.
 
-    def _data(self):
+    def _data(self, with_transfer=True):
         d = self.config.data
         pairs = load_pairs(self.config)
         splits = data_lib.split_pairs(
             pairs, valid_size=_size(d.valid_size), test_size=_size(d.test_size), seed=d.seed
         )
         self.splits = splits
+        # Read (or generated) now, so that a bad transfer file stops the run before anything
+        # trains.
+        self.transfer_sources = []
+        path = self.config.distillation.transfer_path
+        if with_transfer:
+            self.transfer_sources = transfer.transfer_sources(self.config, splits)
+            if path is not None and not self.transfer_sources:
+                raise DataError(
+                    f"distillation.transfer_path {path!r}: every sentence is also a source of "
+                    "the corpus, so the transfer set is empty. Give other sentences, or remove "
+                    "the key."
+                )
         self.data_summary = {
             "source": d.source,
             "pairs": len(pairs),
@@ -157,6 +172,8 @@ class Run:
             f"{len(pairs)} pairs -> train {len(splits.train)}, valid {len(splits.valid)}, "
             f"test {len(splits.test)}"
         )
+        if self.transfer_sources:
+            log(f"transfer set: {len(self.transfer_sources)} source sentences without references")
 
     def _tokenizer(self):
         t = self.config.tokenizer
@@ -250,21 +267,25 @@ class Run:
         keras.utils.set_random_seed(self.config.training.seed + 1)
         model = self._build(role)
         teacher = self.models["teacher"] if distill else None
-        train_ds = self.train_ds
-        if distill and (self.teacher_pairs is not None or self.teacher_outputs is not None):
-            train_ds = data_lib.make_seq2seq_dataset(
-                self._student_pairs(),
-                shuffle=True,
-                seed=self.config.training.seed,
-                extra_columns=self.teacher_outputs,
-                **self.dataset_args,
-            )
-        return self._fit(role, model, teacher, self.config.training.epochs, train_ds)
+        # A dataset of its own, made after the seed is set: the baseline and the student see
+        # their batches in the same order whether or not a teacher trained before them in
+        # this process.
+        train_ds = data_lib.make_seq2seq_dataset(
+            self._student_pairs() if distill else self.splits.train,
+            shuffle=True,
+            seed=self.config.training.seed,
+            extra_columns=self.teacher_outputs if distill else None,
+            **self.dataset_args,
+        )
+        t = self.config.training
+        epochs = (t.student_epochs or t.epochs) if distill else t.epochs
+        return self._fit(role, model, teacher, epochs, train_ds)
 
     def _student_pairs(self):
         """The distilled student's training pairs: the teacher's translations with
-        sequence-level KD, else the training split."""
-        return self.splits.train if self.teacher_pairs is None else self.teacher_pairs
+        sequence-level KD, else the training split; then the transfer set, if any."""
+        pairs = self.splits.train if self.teacher_pairs is None else self.teacher_pairs
+        return list(pairs) + list(self.transfer_pairs)
 
     def _teacher_outputs(self):
         from tf_distill.teacher_cache import teacher_top_k
@@ -291,13 +312,29 @@ class Run:
     def _teacher_targets(self):
         """The training sources paired with the teacher's greedy translations
         (sequence-level KD); the pairs are kept in the run for `--resume`."""
-        path = self.output_dir / "teacher_translations.tsv"
+        sources = [s for s, _ in self.splits.train]
+        return self._translated(
+            sources, "teacher_translations.tsv", "training sources (sequence-level KD)"
+        )
+
+    def _transfer_set(self):
+        """The transfer set's sentences (tf_distill.transfer) with the teacher's
+        translations; kept in the run for `--resume`."""
+        pairs = self._translated(
+            self.transfer_sources, "transfer_set.tsv", "transfer-set sentences"
+        )
+        self.data_summary["transfer"] = len(pairs)
+        return pairs
+
+    def _translated(self, sources, file_name, what):
+        """`sources` paired with the teacher's greedy translations, stored as `file_name`
+        (or read back from it on `--resume`); pairs with an empty translation are left out."""
+        path = self.output_dir / file_name
         if self.resume and path.exists():
             pairs = data_lib.read_tsv(path)
             log(f"teacher translations loaded from {path}")
         else:
-            sources = [s for s, _ in self.splits.train]
-            log(f"teacher translating {len(sources)} training sources (sequence-level KD)")
+            log(f"teacher translating {len(sources)} {what}")
             hypotheses = teacher_translations(
                 self.models["teacher"],
                 sources,
@@ -330,7 +367,9 @@ class Run:
             trainer = Distiller(None, model, alpha=1.0)
         else:
             trainer = Distiller(teacher, model, alpha=d.alpha, temperature=d.temperature)
-        total_steps = max(1, epochs * self.steps_per_epoch)
+        train_ds = self.train_ds if train_ds is None else train_ds
+        steps = int(train_ds.cardinality())
+        total_steps = max(1, epochs * (steps if steps > 0 else self.steps_per_epoch))
         schedule = keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=0.0,
             decay_steps=total_steps,
@@ -356,7 +395,7 @@ class Run:
         log(f"{role}: {model.count_params():,} parameters, {epochs} epochs")
         if initial_epoch < epochs:
             trainer.fit(
-                self.train_ds if train_ds is None else train_ds,
+                train_ds,
                 validation_data=self.valid_ds,
                 epochs=epochs,
                 initial_epoch=initial_epoch,
@@ -581,7 +620,7 @@ def export_run(run_dir, overrides=(), log_fn=log):
     raw["output_dir"] = str(run_dir)
     config = config_lib.from_dict(raw)
     run = Run(config, resume=True)
-    run._data()
+    run._data(with_transfer=False)
     run._tokenizer()
     run.test_source_ids = _pad_ids(
         run.source_tokenizer, [s for s, _ in run.splits.test], config.training.max_sequence_length

@@ -47,6 +47,17 @@ def ratios(report):
     return out
 
 
+def _transfer_note(data):
+    count = data.get("transfer")
+    if not count:
+        return ""
+    return (
+        f" The student also trained on {count:,} source sentences without references, "
+        "translated by the teacher (a transfer set, `distillation.transfer_size` / "
+        "`transfer_path`); the baseline saw only the labelled training pairs."
+    )
+
+
 def _ratio(a, b):
     return None if not b else round(a / b, 4)
 
@@ -62,7 +73,7 @@ def write_report(output_dir, report, run=None):
         "",
         f"Data: {report['data']['source']}, {report['data']['pairs']:,} pairs "
         f"(train {report['data']['train']:,}, valid {report['data']['valid']:,}, "
-        f"test {report['data']['test']:,}).",
+        f"test {report['data']['test']:,})." + _transfer_note(report["data"]),
         "",
         markdown_table(report),
         "",
