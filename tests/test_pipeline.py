@@ -293,7 +293,8 @@ def test_transfer_set_trains_the_student_on_teacher_translations(tiny_run, tmp_p
     config = config_lib.load(
         ROOT / "configs" / "tiny.json",
         [
-            "training.epochs=1",
+            "training.epochs=3",
+            "training.student_epochs=1",  # the student's own epoch count
             "distillation.transfer_size=150",
             "distillation.baseline=false",
             "export.enabled=false",
@@ -310,6 +311,7 @@ def test_transfer_set_trains_the_student_on_teacher_translations(tiny_run, tmp_p
     corpus_sources = {s for s, _ in generate_corpus(1500, ambiguity=0.3)}
     assert not corpus_sources & {source for source, _ in pairs}
     assert "transfer_set" in report["timings_s"]
+    assert len(report["curves"]["student"]["loss"]) == 1
     student_pairs = report["data"]["train"] + report["data"]["transfer"]
     assert f"teacher: top 8 tokens on {student_pairs} training pairs" in stdout
     assert (

@@ -85,6 +85,7 @@ def test_transfer_sources_leave_out_every_split_source(tmp_path):
             {"data": {"source": "tfds", "tfds_name": "x"}, "distillation": {"transfer_size": 5}},
             "needs data.source 'synthetic'",
         ),
+        ({"training": {"student_epochs": 0}}, "training.student_epochs must be positive"),
     ],
 )
 def test_transfer_config_errors(raw, message):
