@@ -91,3 +91,12 @@ def test_transfer_sources_leave_out_every_split_source(tmp_path):
 def test_transfer_config_errors(raw, message):
     with pytest.raises(config_lib.ConfigError, match=message):
         config_lib.from_dict(raw)
+
+
+def test_transfer_file_of_corpus_sources_only_is_refused(tmp_path):
+    pairs = generate_corpus(600, seed=0, ambiguity=0.3)
+    splits = split_pairs(pairs, valid_size=0.1, test_size=0.1, seed=0)
+    path = tmp_path / "mono.txt"
+    path.write_text(f"{splits.train[0][0]}\n{splits.test[0][0]}\n", "utf-8")
+    with pytest.raises(DataError, match="every sentence is also a source of the corpus"):
+        transfer.transfer_sources(_config(transfer_path=str(path)), splits)

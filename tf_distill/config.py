@@ -81,8 +81,8 @@ class DistillationConfig:
 class TrainingConfig:
     epochs: int = 10
     teacher_epochs: int | None = None  # defaults to `epochs`
-    # The distilled student's epochs (defaults to `epochs`, the baseline's): fewer passes
-    # over a transfer set-enlarged student set keep the two at the same number of steps.
+    # The distilled student's epochs (defaults to `epochs`, the baseline's), e.g. fewer
+    # passes over a student set enlarged by a transfer set.
     student_epochs: int | None = None
     batch_size: int = 64
     learning_rate: float = 1e-3

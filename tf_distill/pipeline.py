@@ -152,15 +152,8 @@ class Run:
         # Read (or generated) now, so that a bad transfer file stops the run before anything
         # trains.
         self.transfer_sources = []
-        path = self.config.distillation.transfer_path
         if with_transfer:
             self.transfer_sources = transfer.transfer_sources(self.config, splits)
-            if path is not None and not self.transfer_sources:
-                raise DataError(
-                    f"distillation.transfer_path {path!r}: every sentence is also a source of "
-                    "the corpus, so the transfer set is empty. Give other sentences, or remove "
-                    "the key."
-                )
         self.data_summary = {
             "source": d.source,
             "pairs": len(pairs),

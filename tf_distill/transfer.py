@@ -84,11 +84,19 @@ def synthetic_sources(count, exclude, seed=0, ambiguity=0.0):
 
 def transfer_sources(config, splits):
     """The run's transfer sentences (`distillation.transfer_size` / `transfer_path`), with
-    every source of `splits` left out; [] when the config asks for none."""
+    every source of `splits` left out; [] when the config asks for none. Raises DataError
+    when a file leaves no sentence."""
     d, data = config.distillation, config.data
     exclude = {s for part in (splits.train, splits.valid, splits.test) for s, _ in part}
     if d.transfer_path is not None:
-        return select_sources(read_sources(d.transfer_path), exclude, d.transfer_size)
+        sources = select_sources(read_sources(d.transfer_path), exclude, d.transfer_size)
+        if not sources:
+            raise DataError(
+                f"distillation.transfer_path {d.transfer_path!r}: every sentence is also a "
+                "source of the corpus, so the transfer set is empty. Give other sentences, or "
+                "remove the key."
+            )
+        return sources
     if d.transfer_size is None:
         return []
     return synthetic_sources(d.transfer_size, exclude, seed=data.seed, ambiguity=data.ambiguity)
