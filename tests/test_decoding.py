@@ -337,3 +337,72 @@ def test_bad_arguments(model, call, match):
 def test_models_not_built_by_build_transformer_are_rejected(build):
     with pytest.raises(ValueError, match="built by `tf_distill.build_transformer`.*no layer"):
         greedy_decode(build(), [[5, 6]], 4)
+
+
+@pytest.fixture(scope="module")
+def second_model():
+    """Another model of the `model` fixture's vocabulary, for ensembles."""
+    keras.utils.set_random_seed(23)
+    return perturbed(build_transformer(**TINY, dropout=0.0), seed=5)
+
+
+def ensemble_log_probs(members, source, prefix):
+    """log mean_i softmax(z_i) at the prefix's last position, from full model calls, with
+    the pad token's share removed and the rest renormalized (pad is never generated)."""
+    probs = []
+    for member in members:
+        logits = member(
+            {"encoder_token_ids": source, "decoder_token_ids": prefix}, training=False
+        ).numpy()[:, -1]
+        probs.append(np.exp(log_softmax(logits)))
+    mean = np.mean(probs, axis=0)
+    mean[:, PAD] = 0.0
+    with np.errstate(divide="ignore"):
+        return np.log(mean / mean.sum(-1, keepdims=True))
+
+
+def test_ensemble_greedy_equals_step_by_step_mean_of_probabilities(model, second_model):
+    source = sources(11, 40, batch=5)
+    prefix = np.full((5, 1), START, "int32")
+    for _ in range(T):
+        step = ensemble_log_probs([model, second_model], source, prefix)
+        prefix = np.concatenate([prefix, step.argmax(-1)[:, None].astype("int32")], axis=1)
+    expected = truncate_after_end(prefix[:, 1:]).numpy()
+    got = greedy_decode([model, second_model], source, T).numpy()
+    np.testing.assert_array_equal(got, expected)
+    # The ensemble decodes differently from either member alone on some row.
+    assert (got != greedy_decode(model, source, T).numpy()).any()
+    assert (got != greedy_decode(second_model, source, T).numpy()).any()
+    np.testing.assert_array_equal(
+        greedy_decode([model, second_model], source, T, use_cache=False), got
+    )
+    # A one-member list is the model itself.
+    np.testing.assert_array_equal(
+        greedy_decode([model], source, T), greedy_decode(model, source, T)
+    )
+
+
+def test_ensemble_beam_scores_are_the_ensemble_log_probabilities(model, second_model):
+    source = sources(12, 40, batch=4)
+    members = [model, second_model]
+    ids, scores = beam_search(members, source, T, beam_size=3, return_scores=True)
+    ids = ids.numpy()
+    assert_output_format(ids)
+    # Reference score: sum of the ensemble's log mean probability along each output.
+    decoder_in = np.concatenate([np.full((4, 1), START), ids[:, :-1]], axis=1).astype("int32")
+    totals, lengths = np.zeros(4), np.zeros(4)
+    for position in range(T):
+        step = ensemble_log_probs(members, source, decoder_in[:, : position + 1])
+        token = ids[:, position]
+        ended_before = (ids[:, :position] == END).any(1)
+        real = ~ended_before & (token != PAD)
+        totals += np.where(real, step[np.arange(4), token], 0.0)
+        lengths += real
+    np.testing.assert_allclose(scores, totals / ((5.0 + lengths) / 6.0) ** 0.6, atol=1e-4)
+    greedy = greedy_decode(members, source, T).numpy()
+    np.testing.assert_array_equal(beam_search(members, source, T, beam_size=1), greedy)
+
+
+def test_ensemble_of_different_vocabularies_is_rejected(model, tied_model):
+    with pytest.raises(ValueError, match="share one target vocabulary"):
+        greedy_decode([model, tied_model], sources(1, 30), T)

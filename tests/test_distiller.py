@@ -241,3 +241,52 @@ def test_cached_top_k_loss_and_teacher_is_not_called(models):
     np.testing.assert_allclose(result["distillation_loss"], kd[y != 0].mean(), rtol=1e-4)
     np.testing.assert_allclose(result["loss"], kd[y != 0].mean(), rtol=1e-4)
     np.testing.assert_array_equal(distiller(cached), student(x))  # call() drops the cache
+
+
+def test_ensemble_of_teachers_distils_the_mean_probability(models):
+    teacher, student = models
+    keras.utils.set_random_seed(11)
+    second = build_transformer(V, L, 1, 2, 16, 32, dropout=0.3)
+    x, y = seq2seq_data(9)
+    temperature, alpha = 2.0, 0.4
+    distiller = Distiller([teacher, second], student, alpha=alpha, temperature=temperature)
+    distiller.compile(optimizer="sgd")
+    result = distiller.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
+    zs = student(x, training=False).numpy().astype("float64")
+    mean = np.mean(
+        [
+            np.exp(log_softmax(m(x, training=False).numpy().astype("float64") / temperature))
+            for m in (teacher, second)
+        ],
+        axis=0,
+    )
+    kl = (mean * (np.log(mean) - log_softmax(zs / temperature))).sum(-1) * temperature**2
+    real = y != 0
+    np.testing.assert_allclose(result["distillation_loss"], kl[real].mean(), rtol=1e-4)
+    ce = -np.take_along_axis(log_softmax(zs), y[..., None], -1)[..., 0]
+    np.testing.assert_allclose(
+        result["loss"], alpha * ce[real].mean() + (1 - alpha) * kl[real].mean(), rtol=1e-4
+    )
+    assert not second.trainable and distiller.teachers == [teacher, second]
+    with pytest.raises(ValueError, match="empty list"):
+        Distiller([], student)
+    with pytest.raises(ValueError, match="different models"):
+        Distiller([teacher, teacher], student)
+
+
+def test_label_smoothing_changes_only_the_hard_label_term(models):
+    _, student = models
+    x, y = seq2seq_data(10)
+    plain = Distiller(None, student, alpha=1.0)
+    smooth = Distiller(None, student, alpha=1.0, label_smoothing=0.1)
+    for d in (plain, smooth):
+        d.compile(optimizer="sgd")
+    got = smooth.evaluate(x, y, verbose=0, return_dict=True)
+    zs = student(x, training=False).numpy().astype("float64")
+    ls = log_softmax(zs)
+    target = 0.9 * np.eye(V)[y] + 0.1 / V
+    ce = -(target * ls).sum(-1)
+    np.testing.assert_allclose(got["loss"], ce[y != 0].mean(), rtol=1e-4)
+    assert got["loss"] > plain.evaluate(x, y, verbose=0, return_dict=True)["loss"]
+    with pytest.raises(ValueError, match="label_smoothing"):
+        Distiller(None, student, alpha=1.0, label_smoothing=1.0)

@@ -181,3 +181,33 @@ def test_top_k_kl_matches_numpy_with_the_tail_spread_evenly(k):
     np.testing.assert_allclose(tape.gradient(total, zs_t), temperature * (np.exp(q) - p), atol=1e-6)
     if k == vocab - 1:  # a tail of one token holds exactly what the top k leave
         np.testing.assert_allclose(got, losses.kl_per_token(zt, zs, temperature), rtol=1e-5)
+
+
+@pytest.mark.parametrize("jit, xla", [(False, False), (True, True)])
+@pytest.mark.parametrize("eps", [0.1, 0.3])
+def test_label_smoothing_matches_keras_and_autodiff(eps, jit, xla):
+    rng = np.random.default_rng(7)
+    zs = tf.constant(rng.normal(size=(3, 4, 11)).astype("float32") * 2)
+    zt = tf.constant(rng.normal(size=(3, 4, 11)).astype("float32"))
+    y = rng.integers(1, 11, size=(3, 4)).astype("int32")
+    weights = tf.constant(rng.uniform(0.5, 2.0, size=(3, 4)).astype("float32"))
+
+    def run(terms_fn):
+        def inner(zs):
+            with tf.GradientTape() as tape:
+                tape.watch(zs)
+                ce, kd = terms_fn(zs)
+                objective = tf.reduce_sum(weights * ce) + tf.reduce_sum(kd)
+            return ce, kd, tape.gradient(objective, zs)
+
+        return tf.function(inner, jit_compile=jit)(zs)
+
+    keras_ce = keras.losses.CategoricalCrossentropy(
+        from_logits=True, label_smoothing=eps, reduction=None
+    )
+    got = run(lambda z: losses.token_terms(y, z, zt, 2.0, xla=xla, label_smoothing=eps)[:2])
+    want = run(lambda z: (keras_ce(tf.one_hot(y, 11), z), losses.kl_per_token(zt, z, 2.0)))
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        losses.token_terms(y, zs, label_smoothing=1.0)

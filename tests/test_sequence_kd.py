@@ -6,7 +6,7 @@ import pytest
 
 from tests.helpers import perturb_weights
 from tf_distill.data import Tokenizer, generate_corpus
-from tf_distill.decoding import greedy_decode
+from tf_distill.decoding import beam_search, greedy_decode
 from tf_distill.models import build_transformer
 from tf_distill.sequence_kd import teacher_translations
 
@@ -58,10 +58,47 @@ def test_translations_match_decoding_each_source_alone(setup):
     expected = one_by_one(sources, tokenizer, teacher)
     assert got == expected
     assert len(set(expected)) > 3  # outputs vary, so a wrong order would show
-    assert lines[-1] == f"teacher translations: {len(sources)}/{len(sources)}"
+    assert lines[-1].startswith(f"teacher translations: {len(sources)}/{len(sources)},")
 
 
 def test_batch_size_must_be_positive(setup):
     sources, tokenizer, teacher = setup
     with pytest.raises(ValueError, match="`batch_size` must be positive"):
         teacher_translations(teacher, sources, tokenizer, tokenizer, 8, 4, batch_size=0)
+
+
+def test_beam_translations_match_beam_search_of_each_source_alone(setup):
+    sources, tokenizer, teacher = setup
+    got = teacher_translations(
+        teacher, sources, tokenizer, tokenizer, MAX_SEQUENCE_LENGTH, MAX_LENGTH, 8, beam_size=3
+    )
+    expected = []
+    for row in tokenizer.tokenize(sources):
+        ids = np.array([list(row)[:MAX_SEQUENCE_LENGTH]], np.int32)
+        expected.append(
+            tokenizer.detokenize(np.asarray(beam_search(teacher, ids, MAX_LENGTH, 3)))[0]
+        )
+    assert got == expected
+    assert got != one_by_one(sources, tokenizer, teacher)  # beam differs from greedy somewhere
+
+
+def test_progress_file_resumes_without_decoding_again(setup, tmp_path):
+    sources, tokenizer, teacher = setup
+    args = (teacher, sources, tokenizer, tokenizer, MAX_SEQUENCE_LENGTH, MAX_LENGTH, 8)
+    path = tmp_path / "progress.tsv"
+    full = teacher_translations(*args, progress_path=path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert sorted(int(line.split("\t")[0]) for line in lines) == list(range(len(sources)))
+    # A killed call: the first 12 rows written, one of them marked, and a torn last line.
+    kept = lines[:12]
+    marked = int(kept[0].split("\t")[0])
+    kept[0] = f"{marked}\tkept from the file"
+    path.write_text("\n".join(kept) + "\n" + lines[12][:3], encoding="utf-8")
+    resumed = teacher_translations(*args, progress_path=path)
+    assert resumed[marked] == "kept from the file"
+    assert [t for i, t in enumerate(resumed) if i != marked] == [
+        t for i, t in enumerate(full) if i != marked
+    ]
+    # The file again holds one whole line per row, the torn one replaced.
+    again = path.read_text(encoding="utf-8").splitlines()
+    assert sorted(int(line.split("\t")[0]) for line in again) == list(range(len(sources)))

@@ -71,3 +71,32 @@ def test_distiller_fits_on_a_dataset_with_the_cache(setup):
     history = distiller.fit(dataset, epochs=3, verbose=0, shuffle=False)
     assert history.history["loss"][-1] < history.history["loss"][0]
     assert all(v > 0 for v in history.history["distillation_loss"])
+
+
+def test_ensemble_cache_is_the_top_k_of_the_mean_probability(setup):
+    pairs, tokenizer, teacher = setup
+    keras.utils.set_random_seed(2)
+    other = build_transformer(tokenizer.vocabulary_size, MAX_LEN + 1, 1, 2, 16, 32)
+    k, temperature = 4, 2.0
+    cache = teacher_top_k(
+        [teacher, other], pairs[:12], tokenizer, tokenizer, MAX_LEN, k, temperature, BUCKETS
+    )
+    single = make_seq2seq_dataset(
+        pairs[:12], tokenizer, tokenizer, batch_size=1, max_sequence_length=MAX_LEN, shuffle=False
+    )
+    for row, (inputs, targets) in enumerate(single):
+        probs = [
+            np.exp(
+                log_softmax(m(inputs, training=False).numpy()[0].astype("float64") / temperature)
+            )
+            for m in (teacher, other)
+        ]
+        mean = np.log(np.mean(probs, axis=0))
+        real = int(np.count_nonzero(targets.numpy()[0]))
+        order = np.argsort(-mean[:real], axis=-1)[:, :k]
+        np.testing.assert_array_equal(cache[TEACHER_TOP_IDS][row, :real], order)
+        np.testing.assert_allclose(
+            cache[TEACHER_TOP_LOG_PROBS][row, :real],
+            np.take_along_axis(mean[:real], order, -1),
+            atol=1e-4,
+        )

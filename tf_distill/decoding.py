@@ -93,7 +93,8 @@ def greedy_decode(
     """Decodes a batch greedily (the most likely next token at every step).
 
     Args:
-        model: a seq2seq model built by `build_transformer`.
+        model: a seq2seq model built by `build_transformer`, or a list of them sharing one
+            target vocabulary (an ensemble: each step takes the mean of their probabilities).
         encoder_token_ids: (B, S) int source ids padded with `pad_id` (list, array or tensor).
         max_length: number of target tokens to produce, at most the model's
             `max_sequence_length`.
@@ -115,8 +116,8 @@ def greedy_decode(
     TensorShape([1, 8])
     """
     source = _check_source(encoder_token_ids)
-    parts = _check(model, max_length, start_id, end_id, pad_id, source)
-    key = ("greedy", max_length, start_id, end_id, pad_id, bool(use_cache))
+    parts = _check_members(model, max_length, start_id, end_id, pad_id, source)
+    key = ("greedy", max_length, start_id, end_id, pad_id, bool(use_cache), _member_ids(model))
 
     def make():
         return tf.function(
@@ -155,7 +156,8 @@ def beam_search(
     decoding, and a beam large enough to keep every hypothesis is exhaustive search.
 
     Args:
-        model: a seq2seq model built by `build_transformer`.
+        model: a seq2seq model built by `build_transformer`, or a list of them (an
+            ensemble, scored by the log of the mean of their probabilities).
         encoder_token_ids: (B, S) int source ids padded with `pad_id`.
         max_length: number of target tokens to produce at most.
         beam_size: number of hypotheses K kept per input.
@@ -168,7 +170,7 @@ def beam_search(
         output format; with `return_scores`, also float32 (B,) scores as defined above.
     """
     source = _check_source(encoder_token_ids)
-    parts = _check(model, max_length, start_id, end_id, pad_id, source)
+    parts = _check_members(model, max_length, start_id, end_id, pad_id, source)
     _check_positive_int("beam_size", beam_size)
     if (
         isinstance(length_penalty, bool)
@@ -180,7 +182,7 @@ def beam_search(
             f"Received: length_penalty={length_penalty!r}."
         )
     alpha = float(length_penalty)
-    key = ("beam", max_length, beam_size, alpha, start_id, end_id, pad_id)
+    key = ("beam", max_length, beam_size, alpha, start_id, end_id, pad_id, _member_ids(model))
 
     def make():
         return tf.function(
@@ -216,7 +218,7 @@ def make_translate_function(model, max_length, start_id=2, end_id=3, pad_id=0):
     >>> converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     >>> tflite_bytes = converter.convert()
     """
-    parts = _check(model, max_length, start_id, end_id, pad_id)
+    parts = [_check(model, max_length, start_id, end_id, pad_id)]
 
     @tf.function(input_signature=[tf.TensorSpec((None, None), tf.int32, "encoder_token_ids")])
     def translate(encoder_token_ids):
@@ -240,7 +242,8 @@ def truncate_after_end(token_ids, end_id=3, pad_id=0):
     return tf.where(after_end, tf.constant(pad_id, tf.int32), token_ids)
 
 
-# Graph code. Everything below runs inside a tf.function.
+# Graph code. Everything below runs inside a tf.function. `members` is a list of
+# `Seq2SeqParts`: one model, or the models of an ensemble, each with its own caches.
 
 
 def _encode(parts, source):
@@ -259,6 +262,14 @@ def _logits(parts, states):
     return tf.cast(logits, tf.float32)
 
 
+def _combine(logits):
+    """One member's logits as they are; an ensemble's log of the mean probability."""
+    if len(logits) == 1:
+        return logits[0]
+    log_probs = tf.stack([tf.nn.log_softmax(z) for z in logits], axis=0)  # (M, B, V)
+    return tf.reduce_logsumexp(log_probs, axis=0) - tf.math.log(float(len(logits)))
+
+
 def _cached_step(parts, tokens, index, encoder_out, encoder_mask, self_cache, cross_cache):
     """One new token per row: (B, 1) ids at position `index` -> (B, V) logits, new cache."""
     y = parts.decoder_embedding(tokens, start_index=index)  # (B, 1, D)
@@ -274,6 +285,18 @@ def _cached_step(parts, tokens, index, encoder_out, encoder_mask, self_cache, cr
     return _logits(parts, y)[:, 0], self_cache
 
 
+def _members_step(members, tokens, index, encoded, caches, cross_caches):
+    """`_cached_step` for every member: (B, V) combined logits and the tuple of caches."""
+    logits, new_caches = [], []
+    for parts, (out, mask), cache, cross in zip(
+        members, encoded, caches, cross_caches, strict=True
+    ):
+        step_logits, cache = _cached_step(parts, tokens, index, out, mask, cache, cross)
+        logits.append(step_logits)
+        new_caches.append(cache)
+    return _combine(logits), tuple(new_caches)
+
+
 def _full_step(parts, prefix, encoder_out, encoder_mask):
     """The whole prefix (B, t) again -> (B, V) logits of its last position."""
     y = parts.decoder_embedding(prefix)  # (B, t, D)
@@ -282,33 +305,44 @@ def _full_step(parts, prefix, encoder_out, encoder_mask):
     return _logits(parts, y[:, -1:])[:, 0]
 
 
+def _empty_caches(members, batch, max_length):
+    return tuple(
+        p.decoder.empty_self_attention_cache(batch, max_length, dtype=p.decoder.compute_dtype)
+        for p in members
+    )  # each (B, 2L, T, N, H)
+
+
 def _forbid_pad(logits, pad_id):
     vocabulary = tf.range(tf.shape(logits)[-1])
     return tf.where(tf.equal(vocabulary, pad_id), tf.constant(_NEG, logits.dtype), logits)
 
 
-def _greedy(parts, source, max_length, start_id, end_id, pad_id, use_cache):
+def _greedy(members, source, max_length, start_id, end_id, pad_id, use_cache):
     source = tf.cast(source, tf.int32)
     batch = tf.shape(source)[0]
-    encoder_out, encoder_mask = _encode(parts, source)
+    encoded = [_encode(p, source) for p in members]
     positions = tf.range(max_length)[tf.newaxis]  # (1, T)
     start = tf.fill(tf.stack([batch, 1]), start_id)  # (B, 1)
     if use_cache:
-        cache = parts.decoder.empty_self_attention_cache(
-            batch, max_length, dtype=parts.decoder.compute_dtype
-        )  # (B, 2L, T, N, H)
-        cross_cache = parts.decoder.compute_cross_attention_cache(encoder_out)
+        cache = _empty_caches(members, batch, max_length)
+        cross_caches = [
+            p.decoder.compute_cross_attention_cache(out)
+            for p, (out, _) in zip(members, encoded, strict=True)
+        ]
     else:
         cache = tf.zeros(())  # unused loop variable
 
     def body(i, token_ids, finished, last, cache):
         if use_cache:
-            logits, cache = _cached_step(
-                parts, last, i, encoder_out, encoder_mask, cache, cross_cache
-            )
+            logits, cache = _members_step(members, last, i, encoded, cache, cross_caches)
         else:
             prefix = tf.concat([start, token_ids[:, :i]], axis=1)  # (B, i + 1)
-            logits = _full_step(parts, prefix, encoder_out, encoder_mask)
+            logits = _combine(
+                [
+                    _full_step(p, prefix, out, mask)
+                    for p, (out, mask) in zip(members, encoded, strict=True)
+                ]
+            )
         # tf.argmax, not keras.ops.argmax: the latter needs a Flex op in TFLite.
         token = tf.argmax(_forbid_pad(logits, pad_id), axis=-1, output_type=tf.int32)  # (B,)
         token = tf.where(finished, tf.constant(pad_id, tf.int32), token)
@@ -329,26 +363,28 @@ def _greedy(parts, source, max_length, start_id, end_id, pad_id, use_cache):
     return tf.while_loop(cond, body, loop_vars)[1]
 
 
-def _beam(parts, source, max_length, beam_size, alpha, start_id, end_id, pad_id):
+def _beam(members, source, max_length, beam_size, alpha, start_id, end_id, pad_id):
     source = tf.cast(source, tf.int32)
     k = beam_size
     batch = tf.shape(source)[0]
-    encoder_out, encoder_mask = _encode(parts, source)
     # Row b * K + j of the tiled tensors belongs to beam j of input b.
-    encoder_out = tf.repeat(encoder_out, k, axis=0)  # (B * K, S, D)
-    encoder_mask = tf.repeat(encoder_mask, k, axis=0)  # (B * K, S)
-    cross_cache = parts.decoder.compute_cross_attention_cache(encoder_out)
-    cache = parts.decoder.empty_self_attention_cache(
-        batch * k, max_length, dtype=parts.decoder.compute_dtype
-    )  # (B * K, 2L, T, N, H)
-    vocabulary_size = parts.decoder_embedding.vocabulary_size
+    encoded = [
+        (tf.repeat(out, k, axis=0), tf.repeat(mask, k, axis=0))  # (B * K, S, D), (B * K, S)
+        for out, mask in (_encode(p, source) for p in members)
+    ]
+    cross_caches = [
+        p.decoder.compute_cross_attention_cache(out)
+        for p, (out, _) in zip(members, encoded, strict=True)
+    ]
+    cache = _empty_caches(members, batch * k, max_length)  # each (B * K, 2L, T, N, H)
+    vocabulary_size = members[0].decoder_embedding.vocabulary_size
     positions = tf.range(max_length)  # (T,)
     rank_in_top_k = tf.range(2 * k) < k  # (2K,)
     beam_offsets = tf.range(batch)[:, tf.newaxis] * k  # (B, 1)
 
     def body(i, alive_ids, alive_log_p, last, cache, finished_ids, finished_scores, done):
-        logits, cache = _cached_step(
-            parts, tf.reshape(last, [-1, 1]), i, encoder_out, encoder_mask, cache, cross_cache
+        logits, cache = _members_step(
+            members, tf.reshape(last, [-1, 1]), i, encoded, cache, cross_caches
         )  # (B * K, V)
         log_p = tf.nn.log_softmax(_forbid_pad(logits, pad_id))
         log_p = tf.reshape(log_p, [batch, k, vocabulary_size])  # (B, K, V)
@@ -379,7 +415,7 @@ def _beam(parts, source, max_length, beam_size, alpha, start_id, end_id, pad_id)
         alive_ids = tf.gather(cand_ids, survivors, batch_dims=1)  # (B, K, T)
         last = tf.gather(cand_token, survivors, batch_dims=1)  # (B, K)
         parents = tf.gather(cand_beam, survivors, batch_dims=1) + beam_offsets  # (B, K)
-        cache = tf.gather(cache, tf.reshape(parents, [-1]), axis=0)
+        cache = tuple(tf.gather(c, tf.reshape(parents, [-1]), axis=0) for c in cache)
 
         num_finished = tf.reduce_sum(tf.cast(finished_scores > _NEG / 2, tf.int32), axis=1)
         done = tf.logical_or(done, tf.logical_or(num_finished >= k, last_step))
@@ -412,6 +448,8 @@ _FUNCTIONS = weakref.WeakKeyDictionary()
 
 
 def _function(model, key, make):
+    if isinstance(model, list | tuple):
+        model = model[0]  # the other members are in the key
     try:
         table = _FUNCTIONS.setdefault(model, {})
     except TypeError:  # not weak-referenceable: trace each time
@@ -419,6 +457,26 @@ def _function(model, key, make):
     if key not in table:
         table[key] = make()
     return table[key]
+
+
+def _member_ids(model):
+    """Identity of an ensemble's other members, for the function cache key."""
+    return tuple(id(m) for m in model[1:]) if isinstance(model, list | tuple) else ()
+
+
+def _check_members(model, max_length, start_id, end_id, pad_id, source):
+    """`_check` for one model or each model of a list; a list of their `Seq2SeqParts`."""
+    models = list(model) if isinstance(model, list | tuple) else [model]
+    if not models:
+        raise ValueError("`model` is an empty list: give a model or a list of models.")
+    members = [_check(m, max_length, start_id, end_id, pad_id, source) for m in models]
+    sizes = {p.decoder_embedding.vocabulary_size for p in members}
+    if len(sizes) > 1:
+        raise ValueError(
+            "The models of an ensemble must share one target vocabulary. Received "
+            f"vocabulary sizes {sorted(sizes)}."
+        )
+    return members
 
 
 def _check_positive_int(name, value):

@@ -44,6 +44,10 @@ class Distiller(keras.Model):
     `weighted_metrics=` see the padding mask as their sample weight; `metrics=` do not
     (Keras ignores sample weights for them).
 
+    Several teachers (a list) distil as an ensemble: the target is the mean of the
+    teachers' probabilities at temperature T, `p_t = mean_i softmax(z_i / T)` (the usual
+    ensemble of Hinton et al., 2015), passed to the loss as the logits `T * log p_t`.
+
     With `teacher=None` the same machinery trains a model on the labels alone (masked
     cross-entropy, same metrics, `alpha` must be 1): that is how tf_distill trains the
     teacher itself and the no-teacher baseline, so all three are measured alike.
@@ -57,12 +61,15 @@ class Distiller(keras.Model):
     data) run the teacher as usual.
 
     Args:
-        teacher: a built `keras.Model` returning logits, or None (no teacher).
+        teacher: a built `keras.Model` returning logits, a list of them (an ensemble), or
+            None (no teacher).
         student: a built `keras.Model` with the same inputs, returning logits of the same
             vocabulary or class count.
         alpha: weight of the hard-label loss, in [0, 1]; 1 trains without the teacher.
         temperature: softmax temperature T > 0 of the distillation term.
         pad_token_id: label id that marks padding (token logits only).
+        label_smoothing: eps in [0, 1) of the hard-label CE target (Szegedy et al., 2016);
+            the KD term is unaffected. Typically used to train a teacher (`teacher=None`).
         **kwargs: `keras.Model` arguments (`name`, ...).
 
     Example:
@@ -72,17 +79,35 @@ class Distiller(keras.Model):
     >>> distiller.student.save("student.keras")
     """
 
-    def __init__(self, teacher, student, alpha=0.5, temperature=2.0, pad_token_id=0, **kwargs):
+    def __init__(
+        self,
+        teacher,
+        student,
+        alpha=0.5,
+        temperature=2.0,
+        pad_token_id=0,
+        label_smoothing=0.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        for role, model in (("teacher", teacher), ("student", student)):
-            if model is None and role == "teacher":
-                continue
+        teachers = _teacher_list(teacher)
+        for role, model in [("teacher", t) for t in teachers] + [("student", student)]:
             if not isinstance(model, keras.Model):
                 raise ValueError(
                     f"`{role}` must be a keras.Model. Received: {role}={type(model).__name__}."
                 )
-        if teacher is student:
+        if any(t is student for t in teachers):
             raise ValueError("`teacher` and `student` must be two different models.")
+        if len({id(t) for t in teachers}) != len(teachers):
+            raise ValueError("The teachers of an ensemble must be different models.")
+        if (
+            isinstance(label_smoothing, bool)
+            or not isinstance(label_smoothing, numbers.Real)
+            or not 0 <= label_smoothing < 1
+        ):
+            raise ValueError(
+                f"`label_smoothing` must be a number in [0, 1). Received: {label_smoothing!r}."
+            )
         if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 <= alpha <= 1:
             raise ValueError(f"`alpha` must be a number in [0, 1]. Received: alpha={alpha!r}.")
         if (
@@ -97,14 +122,18 @@ class Distiller(keras.Model):
             raise ValueError(
                 f"Without a teacher `alpha` must be 1 (labels only). Received: alpha={alpha!r}."
             )
-        _check_outputs_agree(teacher, student)
-        self.teacher = teacher
+        for t in teachers:
+            _check_outputs_agree(t, student)
+        _check_outputs_agree(None, student)
+        self.teacher = teacher if not isinstance(teacher, list | tuple) else list(teachers)
+        self.teachers = teachers
         self.student = student
+        self.label_smoothing = float(label_smoothing)
         self.alpha = float(alpha)
         self.temperature = float(temperature)
         self.pad_token_id = int(pad_token_id)
-        if teacher is not None:
-            self.teacher.trainable = False
+        for t in teachers:
+            t.trainable = False
         self.token_logits = len(student.outputs[0].shape) == 3
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
@@ -140,10 +169,12 @@ class Distiller(keras.Model):
         return trackers + ([compiled] if compiled is not None else [])
 
     def _teacher_logits(self, x):
-        """The frozen teacher's logits (inference mode), or None without a teacher."""
-        if self.teacher is None:
+        """The frozen teacher's logits (inference mode), or None without a teacher; for an
+        ensemble, `T * log mean_i softmax(z_i / T)`, whose softmax at T is the mean."""
+        if not self.teachers:
             return None
-        return tf.stop_gradient(self.teacher(x, training=False))
+        logits = [t(x, training=False) for t in self.teachers]
+        return tf.stop_gradient(losses.ensemble_logits(logits, self.temperature))
 
     def _loss_terms(self, y, student_logits, teacher_logits, sample_weight, cached=None):
         """Per-replica loss for the gradient, plus the values the trackers need.
@@ -153,9 +184,14 @@ class Distiller(keras.Model):
         y = self._labels(y, student_logits)
         mask = losses.token_mask(y, student_logits, self.pad_token_id, sample_weight)
         ce, kd, correct = losses.token_terms(
-            y, student_logits, teacher_logits, self.temperature, xla=bool(self.jit_compile)
+            y,
+            student_logits,
+            teacher_logits,
+            self.temperature,
+            xla=bool(self.jit_compile),
+            label_smoothing=self.label_smoothing,
         )
-        if cached is not None and self.teacher is not None:
+        if cached is not None and self.teachers:
             kd = losses.top_k_kl_per_token(*cached, student_logits, self.temperature)
         local_count = tf.reduce_sum(mask)
         ce_sum = tf.reduce_sum(ce * mask)
@@ -170,7 +206,7 @@ class Distiller(keras.Model):
         return loss, y, mask, local_count, ce_sum, kd_sum, tf.reduce_sum(correct * mask)
 
     def _combine(self, student_term, distillation_term):
-        if self.teacher is None:
+        if not self.teachers:
             return student_term
         return self.alpha * student_term + (1.0 - self.alpha) * distillation_term
 
@@ -259,24 +295,42 @@ class Distiller(keras.Model):
         )
 
     def get_config(self):
+        serialize = keras.saving.serialize_keras_object
+        if isinstance(self.teacher, list):
+            teacher = [serialize(t) for t in self.teacher]
+        else:
+            teacher = None if self.teacher is None else serialize(self.teacher)
         return {
-            "teacher": None
-            if self.teacher is None
-            else keras.saving.serialize_keras_object(self.teacher),
-            "student": keras.saving.serialize_keras_object(self.student),
+            "teacher": teacher,
+            "student": serialize(self.student),
             "alpha": self.alpha,
             "temperature": self.temperature,
             "pad_token_id": self.pad_token_id,
+            "label_smoothing": self.label_smoothing,
             "name": self.name,
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        if config["teacher"] is not None:
-            config["teacher"] = keras.saving.deserialize_keras_object(config["teacher"])
+        deserialize = keras.saving.deserialize_keras_object
+        if isinstance(config["teacher"], list):
+            config["teacher"] = [deserialize(t) for t in config["teacher"]]
+        elif config["teacher"] is not None:
+            config["teacher"] = deserialize(config["teacher"])
         config["student"] = keras.saving.deserialize_keras_object(config["student"])
         return cls(**config)
+
+
+def _teacher_list(teacher):
+    """`teacher` as a list: [] for None, the models of a list or tuple, else [teacher]."""
+    if teacher is None:
+        return []
+    if isinstance(teacher, list | tuple):
+        if not teacher:
+            raise ValueError("`teacher` is an empty list: give at least one model, or None.")
+        return list(teacher)
+    return [teacher]
 
 
 def _split_cached(x):

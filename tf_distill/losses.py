@@ -52,6 +52,29 @@ def kl_per_token(teacher_logits, student_logits, temperature):
     return t * t * kl
 
 
+def ensemble_logits(logits, temperature):
+    """Logits whose softmax at `temperature` is the mean of the members' softmaxes at it.
+
+    For members z_1..z_n: `T * log(mean_i softmax(z_i / T))`, computed with
+    `reduce_logsumexp` over log softmaxes (no log(0)). One member is returned unchanged.
+
+    Args:
+        logits: a list of n same-shape logits tensors, (..., V).
+        temperature: T > 0.
+
+    Returns:
+        float32 tensor of the members' shape.
+    """
+    if len(logits) == 1:
+        return logits[0]
+    t = float(temperature)
+    log_probs = tf.stack(
+        [tf.nn.log_softmax(tf.cast(z, tf.float32) / t, axis=-1) for z in logits], axis=0
+    )
+    count = tf.math.log(float(len(logits)))
+    return t * (tf.reduce_logsumexp(log_probs, axis=0) - count)
+
+
 def top_k_kl_per_token(top_ids, top_log_probs, student_logits, temperature):
     """T^2 * KL(p_t || softmax(z_s / T)) with the teacher kept as its k most likely tokens.
 
@@ -91,7 +114,9 @@ def top_k_kl_per_token(top_ids, top_log_probs, student_logits, temperature):
     return t * t * kl
 
 
-def token_terms(y_true, student_logits, teacher_logits=None, temperature=1.0, xla=True):
+def token_terms(
+    y_true, student_logits, teacher_logits=None, temperature=1.0, xla=True, label_smoothing=0.0
+):
     """Per-token CE, T^2 KL and correctness in one pass, with a hand-written gradient.
 
     Equal to `cross_entropy_per_token`, `kl_per_token` and `argmax(z_s) == y`, but the
@@ -107,18 +132,26 @@ def token_terms(y_true, student_logits, teacher_logits=None, temperature=1.0, xl
     the same values (see bench/loss_step.py and docs/BENCHMARKS.md). Only the student's
     logits get a gradient.
 
+    With `label_smoothing` eps > 0 the CE target is `(1 - eps) * onehot(y) + eps / V`
+    (Szegedy et al., 2016), so `CE = (1 - eps) * CE_y + eps * mean_v(-log softmax(z_s)[v])`
+    and `dCE/dz_s = softmax(z_s) - (1 - eps) * onehot(y) - eps / V`. The KD term is unchanged.
+
     Args:
         y_true: int labels, (B, T) for token logits, (B,) for class logits.
         student_logits: (B, T, V) or (B, C).
         teacher_logits: same shape as `student_logits`, or None (then KD is 0).
         temperature: T > 0 of the KD term.
         xla: whether the caller runs under XLA (picks the faster form; same results).
+        label_smoothing: eps in [0, 1) of the CE target (0: plain one-hot).
 
     Returns:
         `(ce, kd, correct)`, each float32 of the labels' shape. `correct` is 1 where the
         label's logit is the largest (under `xla=True` a tie for the largest counts too).
     """
     t = float(temperature)
+    eps = float(label_smoothing)
+    if not 0.0 <= eps < 1.0:
+        raise ValueError(f"`label_smoothing` must be in [0, 1). Received: {label_smoothing!r}.")
     logits = tf.cast(student_logits, tf.float32)
     vocab = tf.shape(logits)[-1]
     # Ids outside the vocabulary can only sit at masked positions (pads); clip them.
@@ -132,6 +165,8 @@ def token_terms(y_true, student_logits, teacher_logits=None, temperature=1.0, xl
     @tf.custom_gradient
     def terms(logits):
         ce, correct, ce_gradient, soft_log_probs = ce_terms(logits, labels, vocab, t)
+        if eps > 0.0:
+            ce, ce_gradient = _smoothed(logits, labels, vocab, eps, ce, ce_gradient)
         if teacher_logits is None:
             kd = tf.zeros_like(ce)
         else:
@@ -148,6 +183,19 @@ def token_terms(y_true, student_logits, teacher_logits=None, temperature=1.0, xl
         return (ce, kd, correct), grad
 
     return terms(logits)
+
+
+def _smoothed(logits, labels, vocab, eps, ce, ce_gradient):
+    """CE and dCE/dz against the smoothed target, from the one-hot CE and its gradient:
+    the uniform part adds eps * (logsumexp(z) - mean(z) - CE_y) and eps * (onehot - 1 / V)."""
+    uniform_ce = tf.reduce_logsumexp(logits, axis=-1) - tf.reduce_mean(logits, axis=-1)
+    smoothed_ce = (1.0 - eps) * ce + eps * uniform_ce
+    inverse_vocab = 1.0 / tf.cast(vocab, tf.float32)
+
+    def gradient():
+        return ce_gradient() + eps * (tf.one_hot(labels, vocab, dtype=tf.float32) - inverse_vocab)
+
+    return smoothed_ce, gradient
 
 
 def _ce_terms_xla(logits, labels, vocab, t):

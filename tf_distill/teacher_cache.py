@@ -18,6 +18,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from tf_distill import losses
 from tf_distill.data import make_seq2seq_dataset
 from tf_distill.distiller import TEACHER_TOP_IDS, TEACHER_TOP_LOG_PROBS
 
@@ -37,8 +38,9 @@ def teacher_top_k(
     """The teacher's k most likely tokens at every target position of every pair.
 
     Args:
-        teacher: a Keras seq2seq model returning (B, T, V) logits; runs with
-            `training=False`.
+        teacher: a Keras seq2seq model returning (B, T, V) logits, or a list of them (an
+            ensemble: the mean of their probabilities at `temperature`, as `Distiller`
+            uses it); runs with `training=False`.
         pairs: the `(source, target)` pairs the student will train on, in the order given
             to `make_seq2seq_dataset`.
         source_tokenizer, target_tokenizer, max_sequence_length, bucket_lengths: as for
@@ -60,7 +62,8 @@ def teacher_top_k(
     if not float(temperature) > 0:
         raise ValueError(f"`temperature` must be positive. Received: {temperature!r}.")
     pairs = list(pairs)
-    vocab = int(teacher.outputs[0].shape[-1])
+    teachers = list(teacher) if isinstance(teacher, list | tuple) else [teacher]
+    vocab = int(teachers[0].outputs[0].shape[-1])
     k = min(int(k), vocab)
     width = int(bucket_lengths[-1]) if bucket_lengths else int(max_sequence_length)
     dataset = make_seq2seq_dataset(
@@ -76,7 +79,8 @@ def teacher_top_k(
 
     @tf.function(reduce_retracing=True)
     def top(inputs):
-        logits = tf.cast(teacher(inputs, training=False), tf.float32)
+        members = [tf.cast(t(inputs, training=False), tf.float32) for t in teachers]
+        logits = losses.ensemble_logits(members, temperature)
         values, ids = tf.math.top_k(tf.nn.log_softmax(logits / float(temperature)), k=k)
         return ids, values
 
