@@ -100,3 +100,12 @@ def test_transfer_file_of_corpus_sources_only_is_refused(tmp_path):
     path.write_text(f"{splits.train[0][0]}\n{splits.test[0][0]}\n", "utf-8")
     with pytest.raises(DataError, match="every sentence is also a source of the corpus"):
         transfer.transfer_sources(_config(transfer_path=str(path)), splits)
+
+
+def test_read_sources_takes_a_tab_separated_column(tmp_path):
+    path = tmp_path / "pairs.tsv"
+    path.write_text("Go.\tVe.\tCC-BY\n\nHi.\tHola.\tCC-BY\n", encoding="utf-8")
+    assert transfer.read_sources(path, column=0) == ["Go.", "Hi."]
+    assert transfer.read_sources(path, column=1) == ["Ve.", "Hola."]
+    with pytest.raises(DataError, match="line 1 has no column 3"):
+        transfer.read_sources(path, column=3)

@@ -30,6 +30,9 @@ class DataConfig:
     num_pairs: int = 20000  # synthetic corpus size
     ambiguity: float = 0.3  # synthetic: probability mass on alternative translations
     max_pairs: int | None = None  # cap on pairs read from a file / tfds
+    # Cap on distinct source sentences read from a file / tfds, drawn at random (seeded)
+    # with every pair of each one kept, so that a source keeps all its references.
+    max_sources: int | None = None
     valid_size: float = 0.05  # fraction (< 1) or count of pairs (a source's pairs stay together)
     test_size: float = 0.05
     seed: int = 0
@@ -53,7 +56,12 @@ class ModelConfig:
     tie_embeddings: bool = False
     position_embedding: str = "learned"
     normalize_first: bool = True
-    path: str | None = None  # teacher only: a trained .keras file to load instead of training
+    # Teacher only: a trained .keras file (or a list of them) to load instead of training.
+    path: str | list[str] | None = None
+    # Teacher only: how many teachers distil as an ensemble (the mean of their
+    # probabilities); those not loaded from `path` are trained in the run, each with its
+    # own seed. null: one per `path` file, or 1.
+    ensemble_size: int | None = None
 
 
 @dataclasses.dataclass
@@ -75,6 +83,15 @@ class DistillationConfig:
     # transfer_size also caps the file's sentences. null and null: no transfer set.
     transfer_size: int | None = None
     transfer_path: str | None = None
+    # Which tab-separated column of transfer_path holds the source sentence (e.g. 0 to use
+    # the source side of a Tatoeba file); null: the whole line is the sentence.
+    transfer_column: int | None = None
+    # Beam size of the teacher's translations (sequence-level KD and the transfer set);
+    # 1 is greedy. Kim & Rush (2016) train the student on the teacher's beam output.
+    sequence_level_beam: int = 1
+    # Also train the student architecture on the teacher-labelled pairs with
+    # cross-entropy alone (no KL term), to show what the KL term itself adds.
+    ce_only_ablation: bool = False
 
 
 @dataclasses.dataclass
@@ -94,6 +111,15 @@ class TrainingConfig:
     jit_compile: bool | str = "auto"
     early_stopping_patience: int = 3
     seed: int = 0
+    # Teacher recipe. Label smoothing eps of the teachers' CE target (Szegedy et al. 2016).
+    teacher_label_smoothing: float = 0.0
+    # Average the teachers' weights over their last N epochs (N = 1: no averaging); the
+    # average is kept only when its validation BLEU is at least the last epoch's.
+    teacher_average_epochs: int = 1
+    # Optimizer and schedule (AdamW with warmup then cosine decay).
+    weight_decay: float = 1e-4
+    clipnorm: float = 1.0
+    cosine_final_fraction: float = 0.05  # the learning rate ends at this share of its peak
 
 
 @dataclasses.dataclass
@@ -122,6 +148,8 @@ class EvaluationConfig:
     max_sentences: int = 500  # test sentences decoded for BLEU / chrF
     latency_sentences: int = 20
     num_samples: int = 5  # sample translations in the report
+    valid_sentences: int = 100  # validation sources decoded for the per-epoch BLEU
+    bootstrap_samples: int = 1000  # paired bootstrap resamples of the BLEU differences
 
 
 @dataclasses.dataclass
@@ -158,8 +186,9 @@ def _coerce(value, annotation, where):
     if type(None) in args:
         if value is None:
             return None
-        annotation = next(a for a in args if a is not type(None))
-    elif len(args) > 1 and typing.get_origin(annotation) is not list:
+        args = tuple(a for a in args if a is not type(None))
+        annotation = args[0]
+    if len(args) > 1 and typing.get_origin(annotation) is not list:
         # A union such as `bool | str`: the first member the value fits.
         for member in args:
             try:
@@ -341,12 +370,23 @@ def validate(config):
             f"Received: {model.position_embedding!r}.",
         )
     _check(config.student.path is None, "student.path is not supported: the student is trained.")
-    if config.teacher.path is not None:
+    _check(
+        config.student.ensemble_size in (None, 1),
+        "student.ensemble_size is not supported: only the teacher can be an ensemble.",
+    )
+    paths = teacher_paths(config)
+    for path in paths:
         _check(
-            Path(config.teacher.path).is_file(),
-            f"teacher.path {config.teacher.path!r} does not exist. Give a trained .keras file "
+            Path(path).is_file(),
+            f"teacher.path {path!r} does not exist. Give a trained .keras file "
             "or remove the key to train a teacher.",
         )
+    size = config.teacher.ensemble_size
+    _check(
+        size is None or size >= max(1, len(paths)),
+        f"teacher.ensemble_size must be at least 1 and at least the number of teacher.path "
+        f"files ({len(paths)}). Received: {size}.",
+    )
     d = config.distillation
     _check(0 <= d.alpha <= 1, f"distillation.alpha must be in [0, 1]. Received: {d.alpha}.")
     _check(
@@ -376,7 +416,37 @@ def validate(config):
             f"'synthetic' (only the built-in corpus can make new sentences). Received: "
             f"data.source {data.source!r}; add transfer_path, a file of source sentences.",
         )
+    _check(
+        d.transfer_column is None or d.transfer_column >= 0,
+        f"distillation.transfer_column must be >= 0, or null for whole lines. "
+        f"Received: {d.transfer_column}.",
+    )
+    _check(
+        d.sequence_level_beam >= 1,
+        f"distillation.sequence_level_beam must be >= 1 (1: greedy). "
+        f"Received: {d.sequence_level_beam}.",
+    )
+    _check(
+        data.max_sources is None or data.max_sources >= 10,
+        f"data.max_sources must be >= 10, or null for all. Received: {data.max_sources}.",
+    )
     t = config.training
+    _check(
+        0 <= t.teacher_label_smoothing < 1,
+        f"training.teacher_label_smoothing must be in [0, 1). "
+        f"Received: {t.teacher_label_smoothing}.",
+    )
+    _check(
+        t.teacher_average_epochs >= 1,
+        f"training.teacher_average_epochs must be >= 1 (1: no averaging). "
+        f"Received: {t.teacher_average_epochs}.",
+    )
+    _check(t.weight_decay >= 0, f"training.weight_decay must be >= 0. Received: {t.weight_decay}.")
+    _check(t.clipnorm > 0, f"training.clipnorm must be positive. Received: {t.clipnorm}.")
+    _check(
+        0 <= t.cosine_final_fraction <= 1,
+        f"training.cosine_final_fraction must be in [0, 1]. Received: {t.cosine_final_fraction}.",
+    )
     for name in ("epochs", "batch_size", "max_sequence_length"):
         value = getattr(t, name)
         _check(value > 0, f"training.{name} must be a positive integer. Received: {value}.")
@@ -422,7 +492,26 @@ def validate(config):
     e = config.evaluation
     _check(e.beam_size > 0, f"evaluation.beam_size must be positive. Received: {e.beam_size}.")
     _check(e.max_sentences > 0, "evaluation.max_sentences must be positive.")
+    _check(e.valid_sentences > 0, "evaluation.valid_sentences must be positive.")
+    _check(
+        e.bootstrap_samples >= 100,
+        f"evaluation.bootstrap_samples must be >= 100. Received: {e.bootstrap_samples}.",
+    )
     return config
+
+
+def teacher_paths(config):
+    """`teacher.path` as a list of files ([] when teachers are trained)."""
+    path = config.teacher.path
+    if path is None:
+        return []
+    return [path] if isinstance(path, str) else list(path)
+
+
+def teacher_count(config):
+    """How many teachers the run distils from (loaded and trained)."""
+    paths = teacher_paths(config)
+    return config.teacher.ensemble_size or max(1, len(paths))
 
 
 def resolve_jit_compile(setting):

@@ -5,6 +5,7 @@ Each stage logs its progress; the resolved config is written into the output dir
 before any training starts, and every artifact sits beside it.
 """
 
+import collections
 import json
 import math
 import shutil
@@ -14,6 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from tf_distill import config as config_lib
 from tf_distill import data as data_lib
 from tf_distill import evaluation, transfer
 from tf_distill.config import ConfigError, resolve_jit_compile
@@ -23,7 +25,9 @@ from tf_distill.export import ExportError
 from tf_distill.models import build_transformer
 from tf_distill.sequence_kd import teacher_translations
 
-ROLES = ("teacher", "baseline", "student")
+# The student architecture trained three ways: on the labelled pairs alone, on the
+# teacher-labelled pairs with cross-entropy alone (an ablation), and distilled.
+STUDENT_ROLES = ("baseline", "student_ce", "student")
 
 
 def log(message):
@@ -50,6 +54,11 @@ def load_pairs(config):
         pairs = data_lib.read_tfds(d.tfds_name, data_dir=d.data_dir, download=d.download)
         if d.reverse:
             pairs = [(t, s) for s, t in pairs]
+    if d.max_sources is not None:
+        sources = sorted({s for s, _ in pairs})
+        rng = np.random.default_rng(d.seed)
+        chosen = {sources[i] for i in rng.permutation(len(sources))[: d.max_sources]}
+        pairs = [p for p in pairs if p[0] in chosen]
     if d.max_pairs is not None:
         rng = np.random.default_rng(d.seed)
         order = rng.permutation(len(pairs))[: d.max_pairs]
@@ -72,7 +81,9 @@ class Run:
         self.teacher_pairs = None  # sequence-level KD: sources with teacher translations
         self.teacher_outputs = None  # distillation.teacher_top_k: the teacher's top k logits
         self.transfer_pairs = []  # the transfer set, with the teacher's translations
-        self.curves = {role: {"loss": [], "val_loss": [], "val_bleu": []} for role in ROLES}
+        self.curves = collections.defaultdict(lambda: {"loss": [], "val_loss": [], "val_bleu": []})
+        self.training_summary = {}  # role -> pairs, epochs and optimizer steps
+        self.averaging_summary = {}  # teacher role -> validation BLEU before / after
 
     # Stage plumbing.
 
@@ -111,17 +122,28 @@ class Run:
         self._stage("tokenizer", self._tokenizer)
         self._stage("datasets", self._datasets)
         self.models = {}
-        self.models["teacher"] = self._stage("teacher", self._teacher)
+        teachers = self._stage("teacher", self._teachers)
+        self.models.update(teachers)
+        # What the student distils from: the one teacher, or the ensemble of all of them.
+        self.teacher = list(teachers.values()) if len(teachers) > 1 else teachers["teacher"]
+        if len(teachers) > 1:
+            self.models["teacher"] = self.teacher
         if c.distillation.baseline:
-            self.models["baseline"] = self._stage("baseline", lambda: self._train_student(False))
+            self.models["baseline"] = self._stage(
+                "baseline", lambda: self._train_student("baseline")
+            )
         student_done = self.resume and (self.output_dir / "student.keras").exists()
         if c.distillation.sequence_level:
             self.teacher_pairs = self._stage("teacher_translations", self._teacher_targets)
         if self.transfer_sources:
             self.transfer_pairs = self._stage("transfer_set", self._transfer_set)
+        if c.distillation.ce_only_ablation:
+            self.models["student_ce"] = self._stage(
+                "student_ce", lambda: self._train_student("student_ce")
+            )
         if c.distillation.teacher_top_k and not student_done:
             self.teacher_outputs = self._stage("teacher_outputs", self._teacher_outputs)
-        self.models["student"] = self._stage("student", lambda: self._train_student(True))
+        self.models["student"] = self._stage("student", lambda: self._train_student("student"))
         e = c.export
         if e.enabled and e.round_to_int8_grid and "tflite_int8" in e.formats:
             self._stage("int8_rounding", self._round_student)
@@ -212,15 +234,17 @@ class Run:
         self.test_ds = data_lib.make_seq2seq_dataset(self.splits.test, shuffle=False, **common)
         self.steps_per_epoch = max(1, math.ceil(len(self.splits.train) / t.batch_size))
         max_len = t.max_sequence_length
-        self.test_source_ids = _pad_ids(
-            self.source_tokenizer, [s for s, _ in self.splits.test], max_len
-        )
-        self.valid_source_ids = _pad_ids(
-            self.source_tokenizer, [s for s, _ in self.splits.valid[:100]], max_len
-        )
+        # Evaluation decodes each distinct source once and scores it against all of its
+        # references in the split (Tatoeba lists many sources with several translations).
+        self.test_sources, self.test_references = evaluation.group_references(self.splits.test)
+        self.test_source_ids = _pad_ids(self.source_tokenizer, self.test_sources, max_len)
+        sources, references = evaluation.group_references(self.splits.valid)
+        n = self.config.evaluation.valid_sentences
+        self.valid_references = references[:n]
+        self.valid_source_ids = _pad_ids(self.source_tokenizer, sources[:n], max_len)
 
     def _build(self, role):
-        m = getattr(self.config, "teacher" if role == "teacher" else "student")
+        m = self.config.teacher if role.startswith("teacher") else self.config.student
         return build_transformer(
             vocabulary_size=self.source_tokenizer.vocabulary_size,
             target_vocabulary_size=self.target_tokenizer.vocabulary_size,
@@ -238,41 +262,65 @@ class Run:
             name=role,
         )
 
-    def _teacher(self):
-        path = self.config.teacher.path
-        if path is not None:
-            teacher = keras.saving.load_model(path)
-            vocab = teacher.outputs[0].shape[-1]
-            if vocab != self.target_tokenizer.vocabulary_size:
-                raise ConfigError(
-                    f"teacher.path {path!r} has a vocabulary of {vocab} but this run's target "
-                    f"tokenizer has {self.target_tokenizer.vocabulary_size}. Load a teacher "
-                    "trained with the same tokenizer, or remove teacher.path to train one."
-                )
-            log(f"teacher loaded from {path}")
-            return teacher
-        epochs = self.config.training.teacher_epochs or self.config.training.epochs
-        return self._fit("teacher", self._build("teacher"), None, epochs)
+    def _teachers(self):
+        """The teachers by role: "teacher" alone, or "teacher_1" ... "teacher_n" of an
+        ensemble; `teacher.path` files are loaded first, the others trained, each from a
+        seed of its own."""
+        paths = config_lib.teacher_paths(self.config)
+        count = config_lib.teacher_count(self.config)
+        roles = ["teacher"] if count == 1 else [f"teacher_{i + 1}" for i in range(count)]
+        self.teacher_files = {}
+        teachers = {}
+        for i, role in enumerate(roles):
+            if i < len(paths):
+                teachers[role] = self._load_teacher(paths[i])
+                self.teacher_files[role] = Path(paths[i])
+                continue
+            t = self.config.training
+            keras.utils.set_random_seed(t.seed + 1000 * i)
+            epochs = t.teacher_epochs or t.epochs
+            teachers[role] = self._fit(
+                role,
+                self._build(role),
+                None,
+                epochs,
+                label_smoothing=t.teacher_label_smoothing,
+                average_epochs=t.teacher_average_epochs,
+            )
+        return teachers
 
-    def _train_student(self, distill):
-        role = "student" if distill else "baseline"
-        # The baseline and the student start from identical weights: only the teacher differs.
+    def _load_teacher(self, path):
+        teacher = keras.saving.load_model(path)
+        vocab = teacher.outputs[0].shape[-1]
+        if vocab != self.target_tokenizer.vocabulary_size:
+            raise ConfigError(
+                f"teacher.path {str(path)!r} has a vocabulary of {vocab} but this run's target "
+                f"tokenizer has {self.target_tokenizer.vocabulary_size}. Load a teacher "
+                "trained with the same tokenizer, or remove teacher.path to train one."
+            )
+        log(f"teacher loaded from {path}")
+        return teacher
+
+    def _train_student(self, role):
+        """Trains the student architecture as `role` (one of STUDENT_ROLES)."""
+        # All three start from identical weights: only their data and loss differ.
         keras.utils.set_random_seed(self.config.training.seed + 1)
         model = self._build(role)
-        teacher = self.models["teacher"] if distill else None
-        # A dataset of its own, made after the seed is set: the baseline and the student see
-        # their batches in the same order whether or not a teacher trained before them in
-        # this process.
+        distill = role == "student"
+        teacher = self.teacher if distill else None
+        pairs = self.splits.train if role == "baseline" else self._student_pairs()
+        # A dataset of its own, made after the seed is set: each sees its batches in the
+        # same order whether or not other models trained before it in this process.
         train_ds = data_lib.make_seq2seq_dataset(
-            self._student_pairs() if distill else self.splits.train,
+            pairs,
             shuffle=True,
             seed=self.config.training.seed,
             extra_columns=self.teacher_outputs if distill else None,
             **self.dataset_args,
         )
         t = self.config.training
-        epochs = (t.student_epochs or t.epochs) if distill else t.epochs
-        return self._fit(role, model, teacher, epochs, train_ds)
+        epochs = t.epochs if role == "baseline" else (t.student_epochs or t.epochs)
+        return self._fit(role, model, teacher, epochs, train_ds, pairs=len(pairs))
 
     def _student_pairs(self):
         """The distilled student's training pairs: the teacher's translations with
@@ -290,7 +338,7 @@ class Run:
             "once for all epochs"
         )
         return teacher_top_k(
-            self.models["teacher"],
+            self.teacher,
             pairs,
             self.source_tokenizer,
             self.target_tokenizer,
@@ -327,15 +375,25 @@ class Run:
             pairs = data_lib.read_tsv(path)
             log(f"teacher translations loaded from {path}")
         else:
-            log(f"teacher translating {len(sources)} {what}")
+            beam = self.config.distillation.sequence_level_beam
+            how = "greedily" if beam == 1 else f"with beam search ({beam} beams)"
+            who = "teacher ensemble" if isinstance(self.teacher, list) else "teacher"
+            log(f"{who} translating {len(sources)} {what} {how}")
+            # Each finished batch is appended to a progress file, which a resumed run
+            # continues from; a fresh run starts it anew.
+            progress = path.with_suffix(".partial")
+            if not self.resume:
+                progress.unlink(missing_ok=True)
             hypotheses = teacher_translations(
-                self.models["teacher"],
+                self.teacher,
                 sources,
                 self.source_tokenizer,
                 self.target_tokenizer,
                 self.config.training.max_sequence_length,
                 self._decode_length(),
                 log=log,
+                beam_size=beam,
+                progress_path=progress,
             )
             # Empty outputs (no target) and stray tabs / newlines (no TSV line) are dropped.
             pairs = [
@@ -346,21 +404,39 @@ class Run:
             tmp = path.with_suffix(".tmp")
             tmp.write_text("".join(f"{s}\t{h}\n" for s, h in pairs), encoding="utf-8")
             tmp.rename(path)
+            progress.unlink(missing_ok=True)
         return pairs
 
-    def _fit(self, role, model, teacher, epochs, train_ds=None):
+    def _fit(
+        self,
+        role,
+        model,
+        teacher,
+        epochs,
+        train_ds=None,
+        pairs=None,
+        label_smoothing=0.0,
+        average_epochs=1,
+    ):
         t, d = self.config.training, self.config.distillation
         state_dir = self.output_dir / "state" / role
         final = self.output_dir / f"{role}.keras"
+        summary_path = self.output_dir / "state" / f"{role}.summary.json"
         if self.resume and final.exists():
             log(f"{role}: already trained, loaded {final}")
             self.curves[role] = json.loads((state_dir / "curves.json").read_text())
+            if summary_path.exists():
+                summary = json.loads(summary_path.read_text())
+                self.training_summary[role] = summary["training"]
+                if summary.get("averaging"):
+                    self.averaging_summary[role] = summary["averaging"]
             return keras.saving.load_model(final)
         if teacher is None:
-            trainer = Distiller(None, model, alpha=1.0)
+            trainer = Distiller(None, model, alpha=1.0, label_smoothing=label_smoothing)
         else:
             trainer = Distiller(teacher, model, alpha=d.alpha, temperature=d.temperature)
         train_ds = self.train_ds if train_ds is None else train_ds
+        pairs = len(self.splits.train) if pairs is None else pairs
         steps = int(train_ds.cardinality())
         total_steps = max(1, epochs * (steps if steps > 0 else self.steps_per_epoch))
         schedule = keras.optimizers.schedules.CosineDecay(
@@ -368,16 +444,20 @@ class Run:
             decay_steps=total_steps,
             warmup_target=t.learning_rate,
             warmup_steps=min(t.warmup_steps, total_steps // 2),
-            alpha=0.05,
+            alpha=t.cosine_final_fraction,
         )
-        optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=1e-4, clipnorm=1.0)
+        optimizer = keras.optimizers.AdamW(
+            learning_rate=schedule, weight_decay=t.weight_decay, clipnorm=t.clipnorm
+        )
         trainer.compile(optimizer=optimizer, jit_compile=resolve_jit_compile(t.jit_compile))
         initial_epoch = 0
+        checkpoint = _Checkpoint(self, role, model, optimizer, state_dir, average_epochs)
         if self.resume and (state_dir / "state.json").exists():
             initial_epoch = self._restore(trainer, model, optimizer, state_dir)
+            checkpoint.load_recent()
             log(f"{role}: resuming after epoch {initial_epoch}")
         callbacks = [
-            _Checkpoint(self, role, model, optimizer, state_dir),
+            checkpoint,
             keras.callbacks.EarlyStopping(
                 monitor="val_loss", patience=t.early_stopping_patience, restore_best_weights=True
             ),
@@ -385,7 +465,11 @@ class Run:
                 log_dir=str(self.output_dir / "logs" / role), write_graph=False, profile_batch=0
             ),
         ]
-        log(f"{role}: {model.count_params():,} parameters, {epochs} epochs")
+        smoothing = f", label smoothing {label_smoothing}" if label_smoothing else ""
+        log(
+            f"{role}: {model.count_params():,} parameters, {pairs:,} training pairs, "
+            f"{epochs} epochs of {steps} steps{smoothing}"
+        )
         if initial_epoch < epochs:
             trainer.fit(
                 train_ds,
@@ -396,8 +480,41 @@ class Run:
                 shuffle=False,  # the dataset shuffles itself, within length buckets
                 verbose=2,
             )
+        self.training_summary[role] = {
+            "pairs": int(pairs),
+            "epochs": len(self.curves[role]["loss"]),
+            "steps": int(optimizer.iterations.numpy()),
+        }
+        if average_epochs > 1:
+            self._average(role, model, checkpoint.recent)
         model.save(final)
+        summary = {"training": self.training_summary[role]}
+        summary["averaging"] = self.averaging_summary.get(role)
+        summary_path.write_text(json.dumps(summary))
         return model
+
+    def _average(self, role, model, recent):
+        """Replaces the weights of `model` with their mean over the `recent` epochs when that
+        scores at least as well on the validation sentences (selection on validation)."""
+        if len(recent) < 2:
+            return
+        last = model.get_weights()
+        before = self.valid_bleu(model)
+        model.set_weights([np.mean(ws, axis=0) for ws in zip(*recent, strict=True)])
+        after = self.valid_bleu(model)
+        kept = after >= before
+        if not kept:
+            model.set_weights(last)
+        self.averaging_summary[role] = {
+            "epochs": len(recent),
+            "valid_bleu_last": round(before, 2),
+            "valid_bleu_average": round(after, 2),
+            "kept": kept,
+        }
+        log(
+            f"{role}: weights averaged over the last {len(recent)} epochs: validation BLEU "
+            f"{before:.2f} -> {after:.2f} ({'kept' if kept else 'not kept'})"
+        )
 
     def _restore(self, trainer, model, optimizer, state_dir):
         state = json.loads((state_dir / "state.json").read_text())
@@ -416,14 +533,11 @@ class Run:
             model, self.valid_source_ids, self._decode_length(), **special
         )
         hyps = self.target_tokenizer.detokenize(ids)
-        refs = [g for _, g in self.splits.valid[:100]]
-        return evaluation.corpus_scores(hyps, refs)[0]
+        return evaluation.corpus_scores(hyps, self.valid_references)[0]
 
     def _model_file(self, role):
         """The `.keras` file of `role`: a loaded teacher stays where the config names it."""
-        if role == "teacher" and self.config.teacher.path is not None:
-            return Path(self.config.teacher.path)
-        return self.output_dir / f"{role}.keras"
+        return self.teacher_files.get(role, self.output_dir / f"{role}.keras")
 
     def _special(self):
         tok = self.target_tokenizer
@@ -436,49 +550,87 @@ class Run:
         e = self.config.evaluation
         special = self._special()
         max_length = self._decode_length()
-        n = min(e.max_sentences, len(self.splits.test))
+        n = min(e.max_sentences, len(self.test_sources))
         source_ids = self.test_source_ids[:n]
-        refs = [g for _, g in self.splits.test[:n]]
-        results, greedy_ids = {}, {}
+        refs = self.test_references[:n]
+        multi = sum(len(r) > 1 for r in refs)
+        log(
+            f"evaluation: {n} distinct test sources, {sum(map(len, refs))} references "
+            f"({multi} sources with several, all used: multi-reference BLEU)"
+        )
+        results, greedy_ids, outputs = {}, {}, {}
         for role, model in self.models.items():
-            log(f"evaluating {role} on {n} test sentences")
+            members = model if isinstance(model, list) else [model]
+            log(f"evaluating {role} on {n} test sources")
             ids = evaluation.translate_ids(model, source_ids, max_length, **special)
             greedy_ids[role] = ids
             hyps = self.target_tokenizer.detokenize(ids)
             bleu, chrf = evaluation.corpus_scores(hyps, refs)
+            outputs[role] = {"greedy": hyps}
             beam_bleu = beam_chrf = None
             if e.beam_size > 1:
                 beam = evaluation.translate_ids(
                     model, source_ids, max_length, beam_size=e.beam_size, **special
                 )
-                beam_bleu, beam_chrf = evaluation.corpus_scores(
-                    self.target_tokenizer.detokenize(beam), refs
-                )
-            scorer = Distiller(None, model, alpha=1.0)
-            scorer.compile(optimizer="sgd")
-            metrics = scorer.evaluate(self.test_ds, verbose=0, return_dict=True)
+                outputs[role]["beam"] = self.target_tokenizer.detokenize(beam)
+                beam_bleu, beam_chrf = evaluation.corpus_scores(outputs[role]["beam"], refs)
+            accuracy = test_loss = None
+            if len(members) == 1:  # an ensemble is no single Keras model to score
+                scorer = Distiller(None, members[0], alpha=1.0)
+                scorer.compile(optimizer="sgd")
+                metrics = scorer.evaluate(self.test_ds, verbose=0, return_dict=True)
+                accuracy = round(float(metrics["token_accuracy"]), 4)
+                test_loss = round(float(metrics["loss"]), 4)
             latency = evaluation.median_latency_ms(
                 model, source_ids[: e.latency_sentences], max_length, **special
             )
+            files = [self._model_file(r) for r in self._member_roles(role)]
             results[role] = {
                 "bleu": round(bleu, 2),
                 "chrf": round(chrf, 2),
                 "bleu_beam": None if beam_bleu is None else round(beam_bleu, 2),
                 "chrf_beam": None if beam_chrf is None else round(beam_chrf, 2),
-                "token_accuracy": round(float(metrics["token_accuracy"]), 4),
-                "test_loss": round(float(metrics["loss"]), 4),
-                "params": int(model.count_params()),
-                "size_bytes": evaluation.file_size(self._model_file(role)),
+                "token_accuracy": accuracy,
+                "test_loss": test_loss,
+                "params": int(sum(m.count_params() for m in members)),
+                "size_bytes": sum(evaluation.file_size(f) for f in files),
                 "latency_ms": round(latency, 2),
                 "samples": hyps[: e.num_samples],
+                **self.training_summary.get(role, {}),
             }
         for role in results:
             results[role]["agreement_with_teacher"] = round(
                 evaluation.sequence_agreement(greedy_ids[role], greedy_ids["teacher"]), 4
             )
-        self.sample_sources = [s for s, _ in self.splits.test[: e.num_samples]]
-        self.sample_references = refs[: e.num_samples]
+        results["significance"] = self._significance(outputs, refs)
+        results["evaluation"] = {"sources": n, "references": sum(map(len, refs))}
+        results["evaluation"]["multi_reference_sources"] = multi
+        self.sample_sources = self.test_sources[: e.num_samples]
+        self.sample_references = [" | ".join(r) for r in refs[: e.num_samples]]
         return results
+
+    def _member_roles(self, role):
+        """The roles whose files make up `role` (an ensemble's members, else itself)."""
+        if role == "teacher" and isinstance(self.teacher, list):
+            return [r for r in self.models if r.startswith("teacher_")]
+        return [role]
+
+    def _significance(self, outputs, refs):
+        """Paired bootstrap of the student's BLEU against each other model, greedy and beam."""
+        samples = self.config.evaluation.bootstrap_samples
+        found = {}
+        if "student" not in outputs:
+            return found
+        for other in ("baseline", "teacher", "student_ce"):
+            if other not in outputs:
+                continue
+            found[f"student_vs_{other}"] = {
+                mode: evaluation.paired_bootstrap(
+                    outputs[other][mode], outputs["student"][mode], refs, n_samples=samples
+                )
+                for mode in outputs["student"]
+            }
+        return found
 
     def _round_student(self):
         """Rounds the student's weights to the int8 grid (see `export.round_to_int8_grid`),
@@ -531,18 +683,32 @@ class Run:
             "curves": self.curves,
             "export": getattr(self, "export_summary", None),
             "int8_rounding": getattr(self, "rounding_summary", None),
+            "checkpoint_averaging": self.averaging_summary or None,
         }
         return report.write_report(self.output_dir, payload, self)
 
 
 class _Checkpoint(keras.callbacks.Callback):
     """After every epoch: validation BLEU for the curves, then the model, the optimizer
-    state and the epoch number, written so that a killed run resumes from here."""
+    state, the epoch number and (for checkpoint averaging) the weights of the last
+    `keep_epochs` epochs, written so that a killed run resumes from here."""
 
-    def __init__(self, run, role, model, optimizer, state_dir):
+    def __init__(self, run, role, model, optimizer, state_dir, keep_epochs=1):
         super().__init__()
         self.run, self.role, self.student = run, role, model
         self.optimizer_ref, self.state_dir = optimizer, state_dir
+        self.recent = collections.deque(maxlen=keep_epochs) if keep_epochs > 1 else None
+
+    def load_recent(self):
+        """The recent epochs' weights of a checkpoint being resumed."""
+        path = self.state_dir / "recent.npz"
+        if self.recent is None or not path.exists():
+            return
+        values = np.load(path)
+        epochs = sorted({int(key.split("_")[0][1:]) for key in values.files})
+        count = len(self.student.get_weights())
+        for e in epochs:
+            self.recent.append([values[f"e{e}_{i}"] for i in range(count)])
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -562,6 +728,16 @@ class _Checkpoint(keras.callbacks.Callback):
             tmp / "optimizer.npz",
             **{f"v{i}": np.asarray(v) for i, v in enumerate(self.optimizer_ref.variables)},
         )
+        if self.recent is not None:
+            self.recent.append(self.student.get_weights())
+            np.savez(
+                tmp / "recent.npz",
+                **{
+                    f"e{e}_{i}": w
+                    for e, weights in enumerate(self.recent)
+                    for i, w in enumerate(weights)
+                },
+            )
         state = {"role": self.role, "epoch": epoch + 1, "curves": curves}
         (tmp / "state.json").write_text(json.dumps(state))
         (tmp / "curves.json").write_text(json.dumps(curves))
@@ -615,8 +791,9 @@ def export_run(run_dir, overrides=(), log_fn=log):
     run = Run(config, resume=True)
     run._data(with_transfer=False)
     run._tokenizer()
+    sources, _ = evaluation.group_references(run.splits.test)
     run.test_source_ids = _pad_ids(
-        run.source_tokenizer, [s for s, _ in run.splits.test], config.training.max_sequence_length
+        run.source_tokenizer, sources, config.training.max_sequence_length
     )
     run.models = {"student": keras.saving.load_model(student_path)}
     log_fn(f"exporting {student_path}")

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-ROLES = ("teacher", "baseline", "student")
+FIXED_ROLES = ("teacher", "baseline", "student_ce", "student")
 METRICS = (
     ("bleu", "BLEU (greedy)", "{:.2f}"),
     ("bleu_beam", "BLEU (beam)", "{:.2f}"),
@@ -13,15 +13,31 @@ METRICS = (
     ("params", "parameters", "{:,}"),
     ("size_bytes", "size on disk (bytes)", "{:,}"),
     ("latency_ms", "latency, batch 1 (ms)", "{:.1f}"),
+    ("pairs", "training pairs", "{:,}"),
+    ("epochs", "epochs", "{:,}"),
+    ("steps", "optimizer steps", "{:,}"),
 )
+ROLE_NOTES = {
+    "teacher": "the teacher (or, with several, their ensemble: the mean of their probabilities)",
+    "baseline": "the student architecture trained on the labelled pairs alone",
+    "student_ce": "the student architecture trained on the teacher-labelled pairs with "
+    "cross-entropy alone (no KL term): an ablation",
+    "student": "the distilled student (CE + T^2 KL against the teacher)",
+}
 
 
 def _cell(value, fmt):
     return "n/a" if value is None else fmt.format(value)
 
 
+def report_roles(report):
+    """The evaluated models in table order: ensemble members, the teacher, the rest."""
+    members = sorted(r for r in report if r.startswith("teacher_"))
+    return members + [r for r in FIXED_ROLES if r in report]
+
+
 def markdown_table(report):
-    roles = [r for r in ROLES if r in report]
+    roles = report_roles(report)
     lines = [
         "| metric | " + " | ".join(roles) + " |",
         "|---|" + "---:|" * len(roles),
@@ -42,8 +58,17 @@ def ratios(report):
         "size_vs_teacher": _ratio(student["size_bytes"], teacher["size_bytes"]),
         "speedup_vs_teacher": _ratio(teacher["latency_ms"], student["latency_ms"]),
     }
+    members = [r for r in report if r.startswith("teacher_")]
+    if members:
+        out["params_vs_one_teacher"] = _ratio(
+            student["params"], min(report[m]["params"] for m in members)
+        )
     if "baseline" in report:
         out["bleu_gain_over_baseline"] = round(student["bleu"] - report["baseline"]["bleu"], 2)
+        if student.get("bleu_beam") is not None and report["baseline"].get("bleu_beam") is not None:
+            out["beam_bleu_gain_over_baseline"] = round(
+                student["bleu_beam"] - report["baseline"]["bleu_beam"], 2
+            )
     return out
 
 
@@ -56,6 +81,49 @@ def _transfer_note(data):
         "translated by the teacher (a transfer set, `distillation.transfer_size` / "
         "`transfer_path`); the baseline saw only the labelled training pairs."
     )
+
+
+def _significance_lines(report):
+    """The paired bootstrap figures, and in words whether each difference is real."""
+    found = report.get("significance") or {}
+    if not found:
+        return []
+    lines = ["", "## Is the difference real? (paired bootstrap, 95%)", ""]
+    for name, modes in found.items():
+        other = name.removeprefix("student_vs_")
+        for mode, r in modes.items():
+            verdict = (
+                ("significantly better" if r["delta"] > 0 else "significantly worse")
+                if r["significant"]
+                else "a tie (the difference is inside the noise)"
+            )
+            lines.append(
+                f"- student vs {other}, {mode}: {r['delta']:+.2f} BLEU, 95% interval "
+                f"[{r['low']:+.2f}, {r['high']:+.2f}], p = {r['p_value']:.4f}: {verdict}."
+            )
+    return lines
+
+
+def _recipe_lines(report):
+    lines = ["", "## The models", ""]
+    lines += [f"- {role}: {ROLE_NOTES[role]}" for role in FIXED_ROLES if role in report]
+    members = [r for r in report if r.startswith("teacher_")]
+    if members:
+        lines.append(f"- {', '.join(members)}: the ensemble's members, each trained alone")
+    evaluated = report.get("evaluation")
+    if evaluated:
+        lines.append(
+            f"- test: {evaluated['sources']:,} distinct source sentences scored against all "
+            f"{evaluated['references']:,} of their references in the test split "
+            f"({evaluated['multi_reference_sources']:,} have several)"
+        )
+    for role, a in (report.get("checkpoint_averaging") or {}).items():
+        lines.append(
+            f"- {role}: weights averaged over its last {a['epochs']} epochs, validation BLEU "
+            f"{a['valid_bleu_last']:.2f} -> {a['valid_bleu_average']:.2f} "
+            f"({'kept' if a['kept'] else 'not kept'})"
+        )
+    return lines
 
 
 def _ratio(a, b):
@@ -87,14 +155,25 @@ def write_report(output_dir, report, run=None):
     if "bleu_gain_over_baseline" in r:
         lines.append(
             f"- BLEU over the no-teacher baseline: {r['bleu_gain_over_baseline']:+.2f} points"
+            + (
+                f" greedy, {r['beam_bleu_gain_over_baseline']:+.2f} with beam search"
+                if "beam_bleu_gain_over_baseline" in r
+                else ""
+            )
         )
+    if "params_vs_one_teacher" in r:
+        lines.append(
+            f"- parameters: {r['params_vs_one_teacher']:.1%} of one teacher of the ensemble"
+        )
+    lines += _significance_lines(report)
+    lines += _recipe_lines(report)
     if run is not None and getattr(run, "sample_sources", None):
         lines += ["", "## Sample translations", ""]
         for i, source in enumerate(run.sample_sources):
             lines.append(f"{i + 1}. source: {source}")
             lines.append(f"   - reference: {run.sample_references[i]}")
-            for role in ROLES:
-                if role in report:
+            for role in report_roles(report):
+                if report[role].get("samples"):
                     lines.append(f"   - {role}: {report[role]['samples'][i]}")
     export = report.get("export")
     if export:

@@ -21,8 +21,10 @@ from tf_distill.data import DataError, generate_corpus
 SYNTHETIC_SEED_OFFSET = 104_729
 
 
-def read_sources(path):
-    """Source sentences from a UTF-8 text file, one per line (blank lines skipped)."""
+def read_sources(path, column=None):
+    """Source sentences from a UTF-8 text file, one per line (blank lines skipped); with
+    `column`, each line is tab-separated and the sentence is that (0-based) column, so the
+    source side of a Tatoeba file can serve as the transfer set."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -36,7 +38,17 @@ def read_sources(path):
             f"distillation.transfer_path {str(path)!r} is not UTF-8 text (byte "
             f"{error.start}). Re-save it as UTF-8."
         ) from None
-    sentences = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = text.splitlines()
+    if column is not None:
+        for number, line in enumerate(lines, 1):
+            if line.strip() and len(line.split("\t")) <= column:
+                raise DataError(
+                    f"distillation.transfer_path {str(path)!r} line {number} has no column "
+                    f"{column} (distillation.transfer_column; columns are tab-separated and "
+                    "counted from 0). Fix the line or the key."
+                )
+        lines = [line.split("\t")[column] if line.strip() else "" for line in lines]
+    sentences = [line.strip() for line in lines if line.strip()]
     if not sentences:
         raise DataError(
             f"distillation.transfer_path {str(path)!r} holds no sentences. Give one source "
@@ -89,7 +101,8 @@ def transfer_sources(config, splits):
     d, data = config.distillation, config.data
     exclude = {s for part in (splits.train, splits.valid, splits.test) for s, _ in part}
     if d.transfer_path is not None:
-        sources = select_sources(read_sources(d.transfer_path), exclude, d.transfer_size)
+        candidates = read_sources(d.transfer_path, d.transfer_column)
+        sources = select_sources(candidates, exclude, d.transfer_size)
         if not sources:
             raise DataError(
                 f"distillation.transfer_path {d.transfer_path!r}: every sentence is also a "
