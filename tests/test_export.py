@@ -444,3 +444,54 @@ def test_int8_grid_rounding_makes_the_int8_file_store_the_keras_weights(tmp_path
     matches = _int8_tensors_matching(export_int8(tmp_path / "b"), {i: rounded[i] for i in big})
     assert matches and all(matches)
     assert set().union(*matches) == set(big)  # every rounded Keras weight is in the file
+
+
+def test_quantized_files_are_judged_by_bleu_when_references_are_given(
+    model, tokenizer, tmp_path, monkeypatch
+):
+    """With references, an int8 file that decodes one sentence of two differently passes as
+    long as its BLEU stays within max_bleu_drop of the Keras model's, and fails beyond it."""
+    real = export_lib._agreement
+    calls = []
+
+    def int8_disagrees(reference, candidate):
+        calls.append(1)
+        return real(reference, candidate)
+
+    source_ids = _source_ids(tokenizer, SENTENCES[:2])
+    keras_ids = np.asarray(greedy_decode(model, source_ids, MAX_LENGTH, **SPECIAL))
+
+    # Every id as a word, so that each output has n-grams to score; the references are the
+    # Keras outputs themselves (BLEU 100), so any change costs BLEU.
+    def detokenize(ids):
+        return [" ".join(f"w{i}" for i in row if i != 0) for row in np.asarray(ids)]
+
+    references = detokenize(keras_ids)
+    flipped = {"done": False}
+    real_decode = export_lib._decode_rows
+
+    def decode_with_int8_flip(fn, rows):
+        got = real_decode(fn, rows)
+        if len(calls) == 1 and not flipped["done"]:  # after the SavedModel: the int8 file
+            flipped["done"] = True
+            got = got.copy()
+            got[0] = np.where(got[0] == SPECIAL["end_id"], got[0], 5)
+        return got
+
+    monkeypatch.setattr(export_lib, "_agreement", int8_disagrees)
+    monkeypatch.setattr(export_lib, "_decode_rows", decode_with_int8_flip)
+    kwargs = dict(formats=("saved_model", "tflite_int8"), references=references)
+    kwargs["detokenize"] = detokenize
+    meta = _small_export(model, tokenizer, tmp_path / "lenient", max_bleu_drop=100.0, **kwargs)
+    parity = meta["parity"]["tflite_int8"]
+    assert parity["sequence_agreement"] == 0.5
+    assert parity["keras_bleu"] == pytest.approx(100.0)
+    assert parity["bleu_drop"] == pytest.approx(100.0 - parity["bleu"]) and parity["bleu_drop"] > 0
+    assert "_outputs" not in meta
+    stored = json.loads((tmp_path / "lenient" / "export" / "export.json").read_text())
+    assert stored["parity"]["tflite_int8"]["max_bleu_drop"] == 100.0
+    calls.clear()
+    flipped["done"] = False
+    with pytest.raises(ExportError, match=r"tflite_int8 loses .* BLEU .*max_bleu_drop is 0\.5"):
+        _small_export(model, tokenizer, tmp_path / "strict", max_bleu_drop=0.5, **kwargs)
+    assert not (tmp_path / "strict" / "export").exists()

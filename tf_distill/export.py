@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tf_distill import decoding
+from tf_distill import decoding, evaluation
 from tf_distill.tflite import (
     SIGNATURE_INPUTS,
     builtin_names,
@@ -108,6 +108,9 @@ def export_student(
     min_sequence_agreement=0.97,
     int8_mode="dynamic",
     log=print,
+    references=None,
+    detokenize=None,
+    max_bleu_drop=0.5,
 ):
     """Exports `model` into `<output_dir>/export` and checks every artifact against Keras.
 
@@ -130,6 +133,14 @@ def export_student(
             fp32 files must match on every one.
         int8_mode: `"dynamic"` (int8 weights, float activations) or `"full"` (activations
             quantized too, their ranges calibrated on `source_ids`).
+        references: seq2seq only, optional: per row of `source_ids` its reference
+            translation (or a list of them). With `detokenize`, fp16 and int8 files are
+            judged by quality instead of exact agreement: each one's corpus BLEU on these
+            rows may fall at most `max_bleu_drop` below the Keras model's (sequence
+            agreement is still measured and recorded). Where many next tokens are nearly
+            tied, 8-bit rounding flips some of them without making the output worse.
+        detokenize: callable, (N, T) ids -> N strings (the target tokenizer's).
+        max_bleu_drop: the largest BLEU loss allowed to an fp16 / int8 file.
 
     Returns:
         The `export.json` dict (paths, sizes, parity figures).
@@ -161,7 +172,10 @@ def export_student(
             metadata = _export_into(
                 model, tmp, source_ids, max_length, formats, special, int8_mode, log
             )
-        _check_parity(metadata["parity"], min_sequence_agreement)
+            if references is not None and detokenize is not None:
+                _add_bleu(metadata, references, detokenize)
+        metadata.pop("_outputs", None)
+        _check_parity(metadata["parity"], min_sequence_agreement, max_bleu_drop)
         if tokenizer_dir is not None:
             shutil.copytree(tokenizer_dir, tmp / "tokenizer")
         metadata.update(extra_metadata or {})
@@ -331,6 +345,7 @@ def _tflite_files(
 ):
     """Converts each TFLite variant in `formats` from the SavedModel, runs it on `rows` one
     at a time and compares with `reference`; drops the SavedModel if it was not asked for."""
+    metadata["_outputs"] = {"keras": reference}
     for variant, filename in TFLITE_VARIANTS.items():
         if variant not in formats:
             continue
@@ -340,6 +355,7 @@ def _tflite_files(
             saved_model_dir, variant, signature, calibration, directory / filename
         )
         got = _decode_rows(tflite_runner(content, signature=signature), rows)
+        metadata["_outputs"][variant] = got
         parity = compare(reference, got)
         parity["conversion_s"] = round(time.perf_counter() - start, 2)
         metadata["parity"][variant] = parity
@@ -353,9 +369,34 @@ def _tflite_files(
         shutil.rmtree(saved_model_dir)
 
 
-def _check_parity(parities, min_agreement):
+def _add_bleu(metadata, references, detokenize):
+    """Corpus BLEU of the Keras model's and of each TFLite file's outputs on the parity rows."""
+    outputs = metadata["_outputs"]
+    keras_bleu = evaluation.corpus_scores(detokenize(outputs["keras"]), references)[0]
+    for variant, got in outputs.items():
+        if variant == "keras":
+            continue
+        bleu = evaluation.corpus_scores(detokenize(got), references)[0]
+        metadata["parity"][variant].update(
+            bleu=round(bleu, 2),
+            keras_bleu=round(keras_bleu, 2),
+            bleu_drop=round(keras_bleu - bleu, 2),
+        )
+
+
+def _check_parity(parities, min_agreement, max_bleu_drop=0.5):
     for variant, parity in parities.items():
         exact = variant in ("saved_model", "tflite_fp32")
+        if not exact and "bleu_drop" in parity:
+            parity["max_bleu_drop"] = max_bleu_drop
+            if parity["bleu_drop"] > max_bleu_drop:
+                raise ExportError(
+                    f"{variant} loses {parity['bleu_drop']:.2f} BLEU against the Keras student "
+                    f"on the parity sentences ({parity['bleu']:.2f} vs "
+                    f"{parity['keras_bleu']:.2f}; export.max_bleu_drop is {max_bleu_drop}). "
+                    "Train the student longer or drop this format from export.formats."
+                )
+            continue
         needed = 1.0 if exact else min_agreement
         if "label_agreement" in parity:
             key, what = "label_agreement", "test inputs get the same label"

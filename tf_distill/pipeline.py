@@ -666,6 +666,11 @@ class Run:
             min_sequence_agreement=e.min_sequence_agreement,
             int8_mode=e.int8_mode,
             log=log,
+            references=None
+            if e.max_bleu_drop is None
+            else self.test_references[: e.parity_sentences],
+            detokenize=self.target_tokenizer.detokenize,
+            max_bleu_drop=e.max_bleu_drop,
         )
         self.export_summary = {
             "files": {k: v["bytes"] for k, v in metadata["files"].items()},
@@ -791,7 +796,7 @@ def export_run(run_dir, overrides=(), log_fn=log):
     run = Run(config, resume=True)
     run._data(with_transfer=False)
     run._tokenizer()
-    sources, _ = evaluation.group_references(run.splits.test)
+    sources, run.test_references = evaluation.group_references(run.splits.test)
     run.test_source_ids = _pad_ids(
         run.source_tokenizer, sources, config.training.max_sequence_length
     )
