@@ -341,3 +341,61 @@ def test_loaded_teacher_with_another_vocabulary_is_refused(tiny_run, tmp_path):
     with pytest.raises(config_lib.ConfigError, match="has a vocabulary of"):
         run_pipeline(config)
     assert (tmp_path / "empty").is_dir() and not any((tmp_path / "empty").iterdir())
+
+
+def test_ensemble_beam_sequence_kd_ablation_and_significance(tiny_run, tmp_path):
+    """Two teachers (one loaded, one trained with label smoothing and checkpoint
+    averaging) distil as an ensemble through beam-search translations; the CE-only
+    ablation trains on the same pairs; the report shows every model and the bootstrap."""
+    from tf_distill import config as config_lib
+    from tf_distill.pipeline import run_pipeline
+
+    out, _ = tiny_run
+    run_dir = tmp_path / "run"
+    config = config_lib.load(
+        ROOT / "configs" / "tiny.json",
+        [
+            "training.epochs=2",
+            f'teacher.path=["{out / "teacher.keras"}"]',
+            "teacher.ensemble_size=2",
+            "training.teacher_label_smoothing=0.1",
+            "training.teacher_average_epochs=2",
+            "distillation.sequence_level=true",
+            "distillation.sequence_level_beam=2",
+            "distillation.ce_only_ablation=true",
+            "evaluation.bootstrap_samples=200",
+            "export.enabled=false",
+            f"output_dir={run_dir}",
+        ],
+    )
+    report = run_pipeline(config)
+    before = json.loads((out / "report.json").read_text())
+    assert report["teacher_1"]["bleu"] == before["teacher"]["bleu"]  # the loaded one
+    assert report["teacher_1"]["size_bytes"] == (out / "teacher.keras").stat().st_size
+    assert report["teacher"]["params"] == report["teacher_1"]["params"] * 2
+    assert report["teacher"]["token_accuracy"] is None  # no single Keras model to score
+    assert (run_dir / "teacher_2.keras").exists() and not (run_dir / "teacher_1.keras").exists()
+    averaging = report["checkpoint_averaging"]["teacher_2"]
+    assert averaging["epochs"] == 2 and isinstance(averaging["kept"], bool)
+    # One teacher translation per distinct training source (empty outputs dropped).
+    translated = (run_dir / "teacher_translations.tsv").read_text(encoding="utf-8").splitlines()
+    assert 0 < len(translated) <= report["data"]["train"]
+    assert len({line.split("\t")[0] for line in translated}) == len(translated)
+    # The ablation and the student train on the same pairs for the same steps.
+    for key in ("pairs", "steps", "epochs"):
+        assert report["student_ce"][key] == report["student"][key], key
+    assert report["student"]["pairs"] == len(translated)
+    assert report["baseline"]["pairs"] == report["data"]["train"]
+    assert report["teacher_2"]["epochs"] == 2 and report["teacher_2"]["steps"] > 0
+    for other in ("baseline", "teacher", "student_ce"):
+        for mode, key in (("greedy", "bleu"), ("beam", "bleu_beam")):
+            found = report["significance"][f"student_vs_{other}"][mode]
+            assert found["delta"] == pytest.approx(
+                report["student"][key] - report[other][key], abs=0.02
+            )
+            assert found["low"] <= found["delta"] <= found["high"]
+    text = (run_dir / "report.md").read_text()
+    assert "| metric | teacher_1 | teacher_2 | teacher | baseline | student_ce | student |" in text
+    assert "Is the difference real? (paired bootstrap, 95%)" in text
+    assert "teacher_1, teacher_2: the ensemble's members" in text
+    assert "| optimizer steps |" in text and "| training pairs |" in text

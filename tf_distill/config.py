@@ -31,8 +31,9 @@ class DataConfig:
     ambiguity: float = 0.3  # synthetic: probability mass on alternative translations
     max_pairs: int | None = None  # cap on pairs read from a file / tfds
     # Cap on distinct source sentences read from a file / tfds, drawn at random (seeded)
-    # with every pair of each one kept, so that a source keeps all its references.
-    max_sources: int | None = None
+    # with every pair of each one kept, so that a source keeps all its references: a count,
+    # or a fraction (< 1) of the distinct sources.
+    max_sources: float | None = None
     valid_size: float = 0.05  # fraction (< 1) or count of pairs (a source's pairs stay together)
     test_size: float = 0.05
     seed: int = 0
@@ -431,8 +432,9 @@ def validate(config):
         f"Received: {d.sequence_level_beam}.",
     )
     _check(
-        data.max_sources is None or data.max_sources >= 10,
-        f"data.max_sources must be >= 10, or null for all. Received: {data.max_sources}.",
+        data.max_sources is None or 0 < data.max_sources < 1 or data.max_sources >= 10,
+        "data.max_sources must be a fraction in (0, 1), a count >= 10, or null for all. "
+        f"Received: {data.max_sources}.",
     )
     t = config.training
     _check(

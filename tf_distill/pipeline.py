@@ -57,7 +57,8 @@ def load_pairs(config):
     if d.max_sources is not None:
         sources = sorted({s for s, _ in pairs})
         rng = np.random.default_rng(d.seed)
-        chosen = {sources[i] for i in rng.permutation(len(sources))[: d.max_sources]}
+        count = int(d.max_sources) if d.max_sources >= 1 else round(d.max_sources * len(sources))
+        chosen = {sources[i] for i in rng.permutation(len(sources))[:count]}
         pairs = [p for p in pairs if p[0] in chosen]
     if d.max_pairs is not None:
         rng = np.random.default_rng(d.seed)
@@ -351,9 +352,9 @@ class Run:
         )
 
     def _teacher_targets(self):
-        """The training sources paired with the teacher's greedy translations
+        """The distinct training sources paired with the teacher's translations
         (sequence-level KD); the pairs are kept in the run for `--resume`."""
-        sources = [s for s, _ in self.splits.train]
+        sources = list(dict.fromkeys(s for s, _ in self.splits.train))  # one per source
         return self._translated(
             sources, "teacher_translations.tsv", "training sources (sequence-level KD)"
         )
@@ -401,6 +402,12 @@ class Run:
                 for s, h in zip(sources, hypotheses, strict=True)
                 if h.strip() and not {"\t", "\n"} & set(s + h)
             ]
+            if not pairs:
+                raise DataError(
+                    f"The teacher translated none of the {len(sources)} {what} into a usable "
+                    "sentence (every output was empty): it is not trained enough. Raise "
+                    "training.teacher_epochs or give more labelled pairs."
+                )
             tmp = path.with_suffix(".tmp")
             tmp.write_text("".join(f"{s}\t{h}\n" for s, h in pairs), encoding="utf-8")
             tmp.rename(path)
