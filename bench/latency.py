@@ -46,7 +46,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import tf_distill  # noqa: E402, F401  (registers the custom layers for load_model)
+import tf_distill  # noqa: E402
 from tf_distill.data import Tokenizer, generate_corpus  # noqa: E402
 from tf_distill.decoding import greedy_decode  # noqa: E402
 from tf_distill.export import _signatures_module, convert_tflite, tflite_runner  # noqa: E402
@@ -105,8 +105,8 @@ def make_cases(run_dir, metadata):
     export = run_dir / "export"
     special = metadata["special_token_ids"]
     length = metadata["max_decode_length"]
-    teacher = keras.saving.load_model(run_dir / "teacher.keras")
-    student = keras.saving.load_model(export / "student.keras")
+    teacher = tf_distill.load_model(run_dir / "teacher.keras")
+    student = tf_distill.load_model(export / "student.keras")
 
     def keras_case(model):
         return lambda ids: np.asarray(greedy_decode(model, ids, length, **special))

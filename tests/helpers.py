@@ -49,12 +49,12 @@ def assert_keras_file_round_trip(model, inputs, tmp_path, new_process=True):
         script = textwrap.dedent(
             f"""
             import numpy as np
-            import tf_distill  # registers the custom layers
             import keras
+            import tf_distill
             data = np.load({str(inputs_path)!r})
             expected = data["expected"]
             inputs = {{k: data[k] for k in data.files if k != "expected"}}
-            model = keras.saving.load_model({str(path)!r})
+            model = tf_distill.load_model({str(path)!r})  # registers the layers first
             got = keras.ops.convert_to_numpy(model(inputs, training=False))
             np.testing.assert_array_equal(got, expected)
             print("ROUND_TRIP_OK")

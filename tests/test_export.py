@@ -85,7 +85,6 @@ def exported(tmp_path_factory, model, tokenizer):
         # Random weights: fp16 / int8 quality is not the point here (fp32 must still be exact).
         min_sequence_agreement=0.0,
         extra_metadata={"run": "test"},
-        log=lambda message: None,
     )
     return out, metadata
 
@@ -161,7 +160,6 @@ def _small_export(model, tokenizer, out, **kwargs):
         _source_ids(tokenizer, SENTENCES[:2]),
         MAX_LENGTH,
         special=SPECIAL,
-        log=lambda message: None,
         **kwargs,
     )
 
@@ -347,7 +345,6 @@ def test_int8_stores_a_tied_embedding_once_and_strips_names(tmp_path):
         formats=("tflite_fp32", "tflite_int8"),
         special=SPECIAL,
         min_sequence_agreement=0.0,
-        log=lambda message: None,
     )
     for filename, dtype in (("student_fp32.tflite", 0), ("student_int8.tflite", 9)):
         model = flatbuffer_utils.read_model(str(tmp_path / "export" / filename))
@@ -419,7 +416,7 @@ def test_int8_grid_rounding_makes_the_int8_file_store_the_keras_weights(tmp_path
     def export_int8(directory):
         export_student(
             student, directory, source, MAX_LENGTH, formats=("tflite_int8",), special=SPECIAL,
-            min_sequence_agreement=0.0, log=lambda message: None,
+            min_sequence_agreement=0.0,
         )  # fmt: skip
         return directory / "export" / "student_int8.tflite"
 

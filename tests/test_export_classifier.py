@@ -46,9 +46,7 @@ def keras_probabilities(model, ids):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, classifier, token_ids):
     out = tmp_path_factory.mktemp("classifier_run")
-    metadata = export_student(
-        classifier, out, token_ids, min_sequence_agreement=0.0, log=lambda message: None
-    )
+    metadata = export_student(classifier, out, token_ids, min_sequence_agreement=0.0)
     return out / "export", metadata
 
 
@@ -102,7 +100,6 @@ def test_full_int8_classifier_quantizes_activations(classifier, token_ids, tmp_p
         formats=("tflite_int8",),
         min_sequence_agreement=0.0,
         int8_mode="full",
-        log=lambda message: None,
     )
     assert metadata["int8_mode"] == "full"
     content = (tmp_path / "export" / "student_int8.tflite").read_bytes()

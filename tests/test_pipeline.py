@@ -1,6 +1,7 @@
 """The main command end to end on configs/tiny.json, its errors, --set and --resume."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -281,7 +282,7 @@ def test_teacher_loaded_from_a_keras_file(tiny_run, tmp_path):
     assert report["baseline"]["bleu"] == before["baseline"]["bleu"]
 
 
-def test_transfer_set_trains_the_student_on_teacher_translations(tiny_run, tmp_path, capsys):
+def test_transfer_set_trains_the_student_on_teacher_translations(tiny_run, tmp_path, caplog):
     """`distillation.transfer_size`: new corpus sentences, none of them a corpus source,
     translated by the teacher and added to the student's (not the baseline's) pairs."""
     from tf_distill import config as config_lib
@@ -302,8 +303,9 @@ def test_transfer_set_trains_the_student_on_teacher_translations(tiny_run, tmp_p
             f"output_dir={run_dir}",
         ],
     )
+    caplog.set_level(logging.INFO, logger="tf_distill")
     report = run_pipeline(config)
-    stdout = capsys.readouterr().out
+    stdout = caplog.text
     lines = (run_dir / "transfer_set.tsv").read_text(encoding="utf-8").splitlines()
     pairs = [line.split("\t") for line in lines]
     assert all(len(pair) == 2 and pair[1].strip() for pair in pairs)

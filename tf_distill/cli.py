@@ -1,8 +1,11 @@
 """The `tf-distill` command line (also `python -m tf_distill` and `python train.py`)."""
 
 import argparse
+import logging
+import os
 import sys
 
+from tf_distill.errors import ExportError, TFDistillError
 from tf_distill.version import __version__
 
 
@@ -117,21 +120,34 @@ def _info(args):
     return 0
 
 
+def _configure_process():
+    """What a program (not a library) decides: TensorFlow's C++ start-up chatter (CUDA
+    probes, CPU feature notes) stays quiet unless the user set TF_CPP_MIN_LOG_LEVEL, Keras
+    runs on TensorFlow, and tf_distill's progress goes to stdout with a clock."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    logger = logging.getLogger("tf_distill")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(
+            logging.Formatter("[tf_distill %(asctime)s] %(message)s", datefmt="%H:%M:%S")
+        )
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    _configure_process()
     try:
         return args.handler(args)
-    except ValueError as error:
-        # ConfigError, DataError and argument checks: one line, no traceback, status 2.
-        if type(error).__name__ not in ("ConfigError", "DataError", "TranslateError"):
-            raise
+    except TFDistillError as error:
+        # Config, data, model file, output path, CLI input: one line, no traceback.
         print(f"tf-distill: error: {error}", file=sys.stderr)
         return 2
-    except RuntimeError as error:
+    except ExportError as error:
         # A parity check that fell short: the model, not the input, is at fault.
-        if type(error).__name__ != "ExportError":
-            raise
         print(f"tf-distill: export failed: {error}", file=sys.stderr)
         return 1
 

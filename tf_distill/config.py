@@ -11,9 +11,7 @@ import json
 import typing
 from pathlib import Path
 
-
-class ConfigError(ValueError):
-    """A configuration problem, described in one line that says how to fix it."""
+from tf_distill.errors import ConfigError  # noqa: F401  (raised here; re-exported)
 
 
 @dataclasses.dataclass

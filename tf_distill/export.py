@@ -10,6 +10,7 @@ files use builtin ops only (no Flex, no custom ops), so a stock mobile runtime r
 """
 
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_distill import decoding, evaluation
+from tf_distill.errors import ExportError  # noqa: F401  (raised here; re-exported)
 from tf_distill.tflite import (
     SIGNATURE_INPUTS,
     builtin_names,
@@ -27,15 +29,13 @@ from tf_distill.tflite import (
 )
 from tf_distill.version import __version__
 
+_LOG = logging.getLogger(__name__)
+
 TFLITE_VARIANTS = {
     "tflite_fp32": "student_fp32.tflite",
     "tflite_fp16": "student_fp16.tflite",
     "tflite_int8": "student_int8.tflite",
 }
-
-
-class ExportError(RuntimeError):
-    """An export that could not be completed or failed its parity checks."""
 
 
 def _signatures_module(model, max_length, special):
@@ -107,7 +107,6 @@ def export_student(
     extra_metadata=None,
     min_sequence_agreement=0.97,
     int8_mode="dynamic",
-    log=print,
     references=None,
     detokenize=None,
     max_bleu_drop=0.5,
@@ -167,11 +166,9 @@ def export_student(
     tmp.mkdir(parents=True)
     try:
         if classifier:
-            metadata = _export_classifier_into(model, tmp, source_ids, formats, int8_mode, log)
+            metadata = _export_classifier_into(model, tmp, source_ids, formats, int8_mode)
         else:
-            metadata = _export_into(
-                model, tmp, source_ids, max_length, formats, special, int8_mode, log
-            )
+            metadata = _export_into(model, tmp, source_ids, max_length, formats, special, int8_mode)
             if references is not None and detokenize is not None:
                 _add_bleu(metadata, references, detokenize)
         metadata.pop("_outputs", None)
@@ -197,7 +194,7 @@ def _calibration_inputs(variant, int8_mode, signature, rows):
     return [{name: row[None, : max(1, int((row != 0).sum()))]} for row in rows]
 
 
-def _export_into(model, directory, source_ids, max_length, formats, special, int8_mode, log):
+def _export_into(model, directory, source_ids, max_length, formats, special, int8_mode):
     metadata = _start_metadata(model, directory, "translation", "translate", int8_mode)
     metadata.update(
         special_token_ids=special,
@@ -235,7 +232,7 @@ def _export_into(model, directory, source_ids, max_length, formats, special, int
         parity["max_abs_logit_diff"] = float(np.max(np.abs(keras_logits - sm_logits)))
         metadata["parity"]["saved_model"] = parity
         metadata["files"]["saved_model"] = {"path": "saved_model", "bytes": _size(path)}
-        log(f"export: saved_model {parity}")
+        _LOG.info(f"export: saved_model {parity}")
     _tflite_files(
         path,
         directory,
@@ -246,7 +243,6 @@ def _export_into(model, directory, source_ids, max_length, formats, special, int
         reference,
         _agreement,
         metadata,
-        log,
     )
     return metadata
 
@@ -282,7 +278,7 @@ def _label_agreement(reference, candidate):
     }
 
 
-def _export_classifier_into(model, directory, token_ids, formats, int8_mode, log):
+def _export_classifier_into(model, directory, token_ids, formats, int8_mode):
     metadata = _start_metadata(model, directory, "classification", "classify", int8_mode)
     metadata.update(
         num_classes=int(model.outputs[0].shape[-1]),
@@ -301,7 +297,7 @@ def _export_classifier_into(model, directory, token_ids, formats, int8_mode, log
         )
         metadata["parity"]["saved_model"] = parity = _label_agreement(reference, got)
         metadata["files"]["saved_model"] = {"path": "saved_model", "bytes": _size(path)}
-        log(f"export: saved_model {parity}")
+        _LOG.info(f"export: saved_model {parity}")
     _tflite_files(
         path,
         directory,
@@ -312,7 +308,6 @@ def _export_classifier_into(model, directory, token_ids, formats, int8_mode, log
         reference,
         _label_agreement,
         metadata,
-        log,
     )
     return metadata
 
@@ -341,7 +336,6 @@ def _tflite_files(
     reference,
     compare,
     metadata,
-    log,
 ):
     """Converts each TFLite variant in `formats` from the SavedModel, runs it on `rows` one
     at a time and compares with `reference`; drops the SavedModel if it was not asked for."""
@@ -364,7 +358,7 @@ def _tflite_files(
             "bytes": len(content),
             "ops": ops,
         }
-        log(f"export: {filename} ({len(content):,} bytes) {parity}")
+        _LOG.info(f"export: {filename} ({len(content):,} bytes) {parity}")
     if "saved_model" not in formats:
         shutil.rmtree(saved_model_dir)
 

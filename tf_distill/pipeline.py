@@ -7,6 +7,7 @@ before any training starts, and every artifact sits beside it.
 
 import collections
 import json
+import logging
 import math
 import shutil
 import time
@@ -30,8 +31,7 @@ from tf_distill.sequence_kd import teacher_translations
 STUDENT_ROLES = ("baseline", "student_ce", "student")
 
 
-def log(message):
-    print(f"[tf_distill {time.strftime('%H:%M:%S')}] {message}", flush=True)
+_LOG = logging.getLogger(__name__)  # the CLI shows it; in code, configure logging to see it
 
 
 # Data.
@@ -89,11 +89,11 @@ class Run:
     # Stage plumbing.
 
     def _stage(self, name, fn):
-        log(f"stage {name}: start")
+        _LOG.info(f"stage {name}: start")
         start = time.perf_counter()
         result = fn()
         self.timings[name] = round(time.perf_counter() - start, 2)
-        log(f"stage {name}: done in {self.timings[name]:.1f} s")
+        _LOG.info(f"stage {name}: done in {self.timings[name]:.1f} s")
         return result
 
     def run(self):
@@ -157,7 +157,7 @@ class Run:
                 # Keep the evaluation: write the report, then fail the run.
                 export_error = error
                 self.export_summary = {"error": str(error)}
-                log(f"stage export: failed: {error}")
+                _LOG.info(f"stage export: failed: {error}")
         report = self._stage("report", lambda: self._report(results))
         if export_error is not None:
             raise export_error
@@ -184,12 +184,14 @@ class Run:
             "valid": len(splits.valid),
             "test": len(splits.test),
         }
-        log(
+        _LOG.info(
             f"{len(pairs)} pairs -> train {len(splits.train)}, valid {len(splits.valid)}, "
             f"test {len(splits.test)}"
         )
         if self.transfer_sources:
-            log(f"transfer set: {len(self.transfer_sources)} source sentences without references")
+            _LOG.info(
+                f"transfer set: {len(self.transfer_sources)} source sentences without references"
+            )
 
     def _tokenizer(self):
         t = self.config.tokenizer
@@ -198,7 +200,7 @@ class Run:
         if self.resume and (directory / "target_vocab.txt").exists():
             self.source_tokenizer = data_lib.Tokenizer.load(directory, "source")
             self.target_tokenizer = data_lib.Tokenizer.load(directory, "target")
-            log("tokenizer loaded from the previous run")
+            _LOG.info("tokenizer loaded from the previous run")
             return
         if t.shared:
             texts = [s for s, _ in train] + [g for _, g in train]
@@ -213,7 +215,7 @@ class Run:
             )
         self.source_tokenizer.save(directory, "source")
         self.target_tokenizer.save(directory, "target")
-        log(
+        _LOG.info(
             f"vocabulary: source {self.source_tokenizer.vocabulary_size}, "
             f"target {self.target_tokenizer.vocabulary_size}"
         )
@@ -299,7 +301,7 @@ class Run:
                 f"tokenizer has {self.target_tokenizer.vocabulary_size}. Load a teacher "
                 "trained with the same tokenizer, or remove teacher.path to train one."
             )
-        log(f"teacher loaded from {path}")
+        _LOG.info(f"teacher loaded from {path}")
         return teacher
 
     def _train_student(self, role):
@@ -334,7 +336,7 @@ class Run:
 
         d, t = self.config.distillation, self.config.training
         pairs = self._student_pairs()
-        log(
+        _LOG.info(
             f"teacher: top {d.teacher_top_k} tokens on {len(pairs)} training pairs, "
             "once for all epochs"
         )
@@ -348,7 +350,6 @@ class Run:
             temperature=d.temperature,
             bucket_lengths=t.bucket_lengths,
             batch_size=max(t.batch_size, 128),
-            log=log,
         )
 
     def _teacher_targets(self):
@@ -374,12 +375,12 @@ class Run:
         path = self.output_dir / file_name
         if self.resume and path.exists():
             pairs = data_lib.read_tsv(path)
-            log(f"teacher translations loaded from {path}")
+            _LOG.info(f"teacher translations loaded from {path}")
         else:
             beam = self.config.distillation.sequence_level_beam
             how = "greedily" if beam == 1 else f"with beam search ({beam} beams)"
             who = "teacher ensemble" if isinstance(self.teacher, list) else "teacher"
-            log(f"{who} translating {len(sources)} {what} {how}")
+            _LOG.info(f"{who} translating {len(sources)} {what} {how}")
             # Each finished batch is appended to a progress file, which a resumed run
             # continues from; a fresh run starts it anew.
             progress = path.with_suffix(".partial")
@@ -392,7 +393,6 @@ class Run:
                 self.target_tokenizer,
                 self.config.training.max_sequence_length,
                 self._decode_length(),
-                log=log,
                 beam_size=beam,
                 progress_path=progress,
             )
@@ -430,7 +430,7 @@ class Run:
         final = self.output_dir / f"{role}.keras"
         summary_path = self.output_dir / "state" / f"{role}.summary.json"
         if self.resume and final.exists():
-            log(f"{role}: already trained, loaded {final}")
+            _LOG.info(f"{role}: already trained, loaded {final}")
             self.curves[role] = json.loads((state_dir / "curves.json").read_text())
             if summary_path.exists():
                 summary = json.loads(summary_path.read_text())
@@ -462,7 +462,7 @@ class Run:
         if self.resume and (state_dir / "state.json").exists():
             initial_epoch = self._restore(trainer, model, optimizer, state_dir)
             checkpoint.load_recent()
-            log(f"{role}: resuming after epoch {initial_epoch}")
+            _LOG.info(f"{role}: resuming after epoch {initial_epoch}")
         callbacks = [
             checkpoint,
             keras.callbacks.EarlyStopping(
@@ -473,7 +473,7 @@ class Run:
             ),
         ]
         smoothing = f", label smoothing {label_smoothing}" if label_smoothing else ""
-        log(
+        _LOG.info(
             f"{role}: {model.count_params():,} parameters, {pairs:,} training pairs, "
             f"{epochs} epochs of {steps} steps{smoothing}"
         )
@@ -518,7 +518,7 @@ class Run:
             "valid_bleu_average": round(after, 2),
             "kept": kept,
         }
-        log(
+        _LOG.info(
             f"{role}: weights averaged over the last {len(recent)} epochs: validation BLEU "
             f"{before:.2f} -> {after:.2f} ({'kept' if kept else 'not kept'})"
         )
@@ -561,14 +561,14 @@ class Run:
         source_ids = self.test_source_ids[:n]
         refs = self.test_references[:n]
         multi = sum(len(r) > 1 for r in refs)
-        log(
+        _LOG.info(
             f"evaluation: {n} distinct test sources, {sum(map(len, refs))} references "
             f"({multi} sources with several, all used: multi-reference BLEU)"
         )
         results, greedy_ids, outputs = {}, {}, {}
         for role, model in self.models.items():
             members = model if isinstance(model, list) else [model]
-            log(f"evaluating {role} on {n} test sources")
+            _LOG.info(f"evaluating {role} on {n} test sources")
             ids = evaluation.translate_ids(model, source_ids, max_length, **special)
             greedy_ids[role] = ids
             hyps = self.target_tokenizer.detokenize(ids)
@@ -652,7 +652,7 @@ class Run:
         after = evaluation.translate_ids(student, source_ids, self._decode_length(), **special)
         same = round(evaluation.sequence_agreement(before, after), 4)
         self.rounding_summary = {"tensors": tensors, "same_greedy_output": same}
-        log(
+        _LOG.info(
             f"student: {tensors} weight tensors rounded to the int8 grid; greedy output "
             f"unchanged on {same:.1%} of {len(source_ids)} test sentences"
         )
@@ -672,7 +672,6 @@ class Run:
             tokenizer_dir=self.output_dir / "tokenizer",
             min_sequence_agreement=e.min_sequence_agreement,
             int8_mode=e.int8_mode,
-            log=log,
             references=None
             if e.max_bleu_drop is None
             else self.test_references[: e.parity_sentences],
@@ -728,7 +727,7 @@ class _Checkpoint(keras.callbacks.Callback):
         curves["loss"].append(float(logs.get("loss", float("nan"))))
         curves["val_loss"].append(float(logs.get("val_loss", float("nan"))))
         curves["val_bleu"].append(round(self.run.valid_bleu(self.student), 2))
-        log(
+        _LOG.info(
             f"{self.role} epoch {epoch + 1}: loss {curves['loss'][-1]:.4f}, "
             f"val_loss {curves['val_loss'][-1]:.4f}, val BLEU {curves['val_bleu'][-1]:.2f}"
         )
@@ -780,7 +779,7 @@ def _pad_ids(tokenizer, texts, max_length):
     return out
 
 
-def export_run(run_dir, overrides=(), log_fn=log):
+def export_run(run_dir, overrides=()):
     """Exports the student of a finished run again (e.g. other formats, or full int8).
 
     Reads `<run_dir>/config.json`, applies `section.key=value` overrides, rebuilds the test
@@ -808,7 +807,7 @@ def export_run(run_dir, overrides=(), log_fn=log):
         run.source_tokenizer, sources, config.training.max_sequence_length
     )
     run.models = {"student": keras.saving.load_model(student_path)}
-    log_fn(f"exporting {student_path}")
+    _LOG.info(f"exporting {student_path}")
     run._export()
     return run.export_summary
 

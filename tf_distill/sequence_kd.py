@@ -10,12 +10,15 @@ faster. Both combine: the pipeline's student is trained with the usual CE + T^2 
 the teacher's translations.
 """
 
+import logging
 import time
 from pathlib import Path
 
 import numpy as np
 
 from tf_distill import decoding
+
+_LOG = logging.getLogger(__name__)
 
 
 def teacher_translations(
@@ -26,7 +29,6 @@ def teacher_translations(
     max_sequence_length,
     max_length,
     batch_size=256,
-    log=None,
     beam_size=1,
     length_penalty=0.6,
     progress_path=None,
@@ -45,7 +47,6 @@ def teacher_translations(
         max_sequence_length: longest source, in tokens (longer ones are cut).
         max_length: most target tokens to generate.
         batch_size: sources decoded per call (each carries `beam_size` hypotheses).
-        log: optional callable for progress lines.
         beam_size: 1 for greedy decoding, more for beam search (Kim & Rush, 2016, take the
             teacher's beam output as the student's target).
         length_penalty: the GNMT exponent of the beam search.
@@ -72,8 +73,8 @@ def teacher_translations(
         "pad_id": target_tokenizer.pad_id,
     }
     done = len(rows) - len(todo)
-    if log is not None and done:
-        log(f"teacher translations: {done}/{len(rows)} kept from {progress_path}")
+    if done:
+        _LOG.info(f"teacher translations: {done}/{len(rows)} kept from {progress_path}")
     start_time = last_log = time.perf_counter()
     progress = None if progress_path is None else open(progress_path, "a", encoding="utf-8")
     try:
@@ -104,11 +105,11 @@ def teacher_translations(
                 progress.flush()
             done += len(chunk)
             now = time.perf_counter()
-            if log is not None and (now - last_log > 30 or done == len(rows)):
+            if now - last_log > 30 or done == len(rows):
                 last_log = now
                 rate = (start + len(chunk)) / max(now - start_time, 1e-9)
                 left = (len(rows) - done) / max(rate, 1e-9)
-                log(
+                _LOG.info(
                     f"teacher translations: {done}/{len(rows)}, {now - start_time:.0f} s, "
                     f"about {left:.0f} s left"
                 )

@@ -13,6 +13,7 @@ over the other tokens.
 Memory: 8 bytes per (pair, position, k): 17,000 pairs x 41 positions x k = 8 is 45 MB.
 """
 
+import logging
 import time
 
 import numpy as np
@@ -21,6 +22,8 @@ import tensorflow as tf
 from tf_distill import losses
 from tf_distill.data import make_seq2seq_dataset
 from tf_distill.distiller import TEACHER_TOP_IDS, TEACHER_TOP_LOG_PROBS
+
+_LOG = logging.getLogger(__name__)
 
 
 def teacher_top_k(
@@ -33,7 +36,6 @@ def teacher_top_k(
     temperature=1.0,
     bucket_lengths=None,
     batch_size=128,
-    log=None,
 ):
     """The teacher's k most likely tokens at every target position of every pair.
 
@@ -49,7 +51,6 @@ def teacher_top_k(
         temperature: T of the log probabilities, log softmax(z_t / T): the temperature the
             `Distiller` trains at.
         batch_size: pairs per teacher call.
-        log: optional `log(message)` for progress.
 
     Returns:
         `{"teacher_top_ids": int32 (N, L, k), "teacher_top_log_probs": float32 (N, L, k)}`,
@@ -94,7 +95,7 @@ def teacher_top_k(
         length = ids.shape[1]
         top_ids[rows, :length] = ids.numpy()
         top_log_probs[rows, :length] = values.numpy()
-        if log is not None and (time.perf_counter() - last > 30 or i + 1 == batches):
+        if time.perf_counter() - last > 30 or i + 1 == batches:
             last = time.perf_counter()
-            log(f"teacher outputs: {i + 1}/{batches} batches, {last - start:.0f} s")
+            _LOG.info(f"teacher outputs: {i + 1}/{batches} batches, {last - start:.0f} s")
     return {TEACHER_TOP_IDS: top_ids, TEACHER_TOP_LOG_PROBS: top_log_probs}

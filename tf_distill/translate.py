@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tf_distill.errors import TranslateError  # noqa: F401  (raised here; re-exported)
+
 FORMATS = {
     "tflite-int8": "student_int8.tflite",
     "tflite-fp16": "student_fp16.tflite",
@@ -19,10 +21,6 @@ FORMATS = {
     "saved_model": "saved_model",
     "keras": "student.keras",
 }
-
-
-class TranslateError(ValueError):
-    """A problem with the model directory or the input, explained in one line."""
 
 
 def find_export_dir(model_dir):
@@ -81,11 +79,9 @@ class Translator:
                 return lambda ids: signature(encoder_token_ids=tf.constant(ids))[
                     "output_token_ids"
                 ].numpy()
-            import keras
+            from tf_distill import decoding, load_model
 
-            from tf_distill import decoding
-
-            model = keras.saving.load_model(path)
+            model = load_model(path)
             special = self.metadata["special_token_ids"]
             length = self.metadata["max_decode_length"]
             return lambda ids: np.asarray(decoding.greedy_decode(model, ids, length, **special))

@@ -1,13 +1,6 @@
-"""The one exception type for bad input data."""
+"""Bad input data (`DataError`, defined with the others in tf_distill.errors) and where."""
 
-
-class DataError(ValueError):
-    """Bad input data: a missing or empty file, a malformed line, a split too large.
-
-    A `ValueError`, so callers that already catch `ValueError` for bad configuration
-    (the CLI turns both into one line on stderr) need nothing new. The message names the
-    file and the 1-based line number where there is one.
-    """
+from tf_distill.errors import DataError  # noqa: F401  (re-exported for the readers)
 
 
 def located(path, line_number=None):

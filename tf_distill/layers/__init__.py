@@ -1,4 +1,12 @@
-"""Transformer building blocks of tf_distill."""
+"""Transformer building blocks of tf_distill (importing this registers them with Keras)."""
+
+import keras
+
+if keras.backend.backend() != "tensorflow":
+    raise ImportError(
+        f"tf_distill runs on Keras' TensorFlow backend, but KERAS_BACKEND is "
+        f"{keras.backend.backend()!r}: unset KERAS_BACKEND or set it to 'tensorflow'."
+    )
 
 from tf_distill.layers.feed_forward import FeedForward
 from tf_distill.layers.multi_head_attention import MultiHeadAttention, masked_softmax
