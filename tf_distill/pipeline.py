@@ -726,6 +726,10 @@ class _Checkpoint(keras.callbacks.Callback):
         curves = self.run.curves[self.role]
         curves["loss"].append(float(logs.get("loss", float("nan"))))
         curves["val_loss"].append(float(logs.get("val_loss", float("nan"))))
+        # The cross-entropy on its own (the student's `loss` also holds the KL term), so
+        # that every model's curve on the plot measures the same thing.
+        for key, name in (("ce", "student_loss"), ("val_ce", "val_student_loss")):
+            curves.setdefault(key, []).append(float(logs.get(name, float("nan"))))
         curves["val_bleu"].append(round(self.run.valid_bleu(self.student), 2))
         _LOG.info(
             f"{self.role} epoch {epoch + 1}: loss {curves['loss'][-1]:.4f}, "

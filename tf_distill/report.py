@@ -204,20 +204,26 @@ def plot_curves(curves, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     figure, (loss_ax, bleu_ax) = plt.subplots(1, 2, figsize=(10, 4))
-    for role, values in curves.items():
-        if not values.get("loss"):
-            continue
-        epochs = range(1, len(values["loss"]) + 1)
-        loss_ax.plot(epochs, values["loss"], label=f"{role} train")
-        loss_ax.plot(epochs, values["val_loss"], linestyle="--", label=f"{role} valid")
-        bleu_ax.plot(epochs, values["val_bleu"], label=role)
-    loss_ax.set_title("loss per epoch")
-    loss_ax.set_xlabel("epoch")
+    shown = [(role, values) for role, values in curves.items() if values.get("loss")]
+    for i, (role, values) in enumerate(shown):
+        color = f"C{i % 10}"  # one colour per model on both panels
+        # Cross-entropy for every model (the student's total loss also holds the KL term);
+        # runs (or resumed runs) recorded before the "ce" curve existed show the loss.
+        whole = len(values.get("ce", ())) == len(values["loss"])
+        train = values["ce"] if whole else values["loss"]
+        valid = values["val_ce"] if whole else values["val_loss"]
+        epochs = range(1, len(train) + 1)
+        loss_ax.plot(epochs, train, color=color, label=f"{role} train")
+        loss_ax.plot(epochs, valid, color=color, linestyle="--", label=f"{role} valid")
+        bleu_ax.plot(epochs, values["val_bleu"], color=color, marker="o", label=role)
+    loss_ax.set_title("cross-entropy per epoch (train solid, validation dashed)")
     bleu_ax.set_title("validation BLEU per epoch")
-    bleu_ax.set_xlabel("epoch")
     for ax in (loss_ax, bleu_ax):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     figure.tight_layout()
