@@ -492,3 +492,61 @@ def test_quantized_files_are_judged_by_bleu_when_references_are_given(
     with pytest.raises(ExportError, match=r"tflite_int8 loses .* BLEU .*max_bleu_drop is 0\.5"):
         _small_export(model, tokenizer, tmp_path / "strict", max_bleu_drop=0.5, **kwargs)
     assert not (tmp_path / "strict" / "export").exists()
+
+
+_NO_TENSORFLOW = """
+import json, sys
+
+class _Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras", "tf_keras"):
+            raise ImportError(f"{name} may not be imported on the device")
+
+sys.meta_path.insert(0, _Refuse())
+from tf_distill.runtime import Translator
+
+sentences = json.loads(sys.argv[2])
+found = {}
+for precision in ("fp32", "int8"):
+    translator = Translator(sys.argv[1], precision, batch_size=4)
+    found[precision] = translator.translate(sentences)
+    found[precision + "_truncated"] = translator.last_truncated
+found["loaded"] = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"))
+print(json.dumps(found))
+"""
+
+
+def test_runtime_translates_without_tensorflow_as_keras_does(exported, model, tokenizer):
+    """tf_distill.runtime in a process where importing TensorFlow or Keras fails: batched
+    fp32 output equals Keras greedy decoding of each sentence alone; overlong input is
+    cut as the Keras path cuts it, and said to be; an empty sentence gives ''."""
+    overlong = " ".join(["the black cat sees the white dog"] * 4)
+    sentences = [*SENTENCES, overlong, "", "the cat"]
+    limit = MAX_SEQUENCE_LENGTH - 1
+    expected = []
+    for sentence in sentences:
+        ids = tokenizer.tokenize(sentence)[:limit]
+        if not ids:
+            expected.append("")
+            continue
+        out = greedy_decode(model, np.array([ids], np.int32), MAX_LENGTH, **SPECIAL)
+        expected.append(tokenizer.detokenize(np.asarray(out))[0])
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", _NO_TENSORFLOW, str(exported[0]), json.dumps(sentences)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["loaded"] == []
+    assert found["fp32"] == expected
+    assert found["fp32_truncated"] == [s is overlong for s in sentences]
+    # int8 in batches of 4 equals the int8 file run one sentence at a time.
+    one_by_one = tflite_runner(exported[0] / "export" / "student_int8.tflite")
+    for sentence, got in zip(sentences, found["int8"], strict=True):
+        ids = tokenizer.tokenize(sentence)[:limit]
+        alone = tokenizer.detokenize(one_by_one(np.array([ids], np.int32)))[0] if ids else ""
+        assert got == alone, sentence

@@ -69,9 +69,11 @@ class Translator:
     def _load(self, fmt, path, num_threads):
         try:
             if fmt.startswith("tflite"):
-                from tf_distill.export import tflite_runner
+                # The device runtime: LiteRT and the tokenizer, no TensorFlow to import.
+                from tf_distill import runtime
 
-                return tflite_runner(path, num_threads=num_threads)
+                precision = fmt.split("-")[1]
+                return runtime.Translator(self.export_dir, precision, num_threads).translate_ids
             import tensorflow as tf
 
             if fmt == "saved_model":
@@ -85,6 +87,8 @@ class Translator:
             special = self.metadata["special_token_ids"]
             length = self.metadata["max_decode_length"]
             return lambda ids: np.asarray(decoding.greedy_decode(model, ids, length, **special))
+        except TranslateError:
+            raise
         except Exception as error:  # a corrupt file fails in the loader's own way
             raise TranslateError(
                 f"{path} could not be loaded ({type(error).__name__}: {str(error)[:200]}). "
@@ -104,7 +108,7 @@ class Translator:
                 file=sys.stderr,
             )
         out = self._run(ids)
-        return self.target_tokenizer.detokenize(np.asarray(out))[0]
+        return self.target_tokenizer.detokenize(out)[0]
 
 
 def main(args):

@@ -1,0 +1,155 @@
+"""Translation on a device: an export folder, the LiteRT interpreter and the tokenizer.
+
+This module imports numpy, `ai_edge_litert` and tf_distill's tokenizer (plain Python) and
+nothing else: no TensorFlow, no Keras. It does what an app on a phone does with the files
+of `export/` (a `.tflite` file, `tokenizer/`, `export.json`), so it is also the reference
+a mobile implementation can compare itself with:
+
+    from tf_distill.runtime import Translator
+    translator = Translator("saved_models/small", precision="int8")
+    translator.translate(["The cat sleeps.", "Where is the station?"])
+
+Each call tokenizes the sentences, cuts any longer than the model takes (as the Keras path
+and `tf-distill translate` do; `last_truncated` says which), decodes them in batches of
+similar length through the model's `translate` signature (greedy decoding inside the
+graph) and detokenizes the output ids.
+"""
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tf_distill.data.tokenizer import Tokenizer
+from tf_distill.errors import TranslateError
+
+FILES = {
+    "int8": "student_int8.tflite",
+    "fp16": "student_fp16.tflite",
+    "fp32": "student_fp32.tflite",
+}
+SIGNATURE = "translate"
+INPUT_NAME = "encoder_token_ids"
+
+
+def find_export_dir(path):
+    """`path` itself or its `export/` folder, whichever holds `export.json`."""
+    path = Path(path)
+    for candidate in (path, path / "export"):
+        if (candidate / "export.json").is_file():
+            return candidate
+    raise TranslateError(
+        f"{str(path)!r} holds no export (no export.json). Pass a run's output directory "
+        "or its export/ folder, e.g. saved_models/small."
+    )
+
+
+class Translator:
+    """A translation student exported by tf_distill, run by the LiteRT interpreter.
+
+    Args:
+        model_dir: a run directory or its `export/` folder.
+        precision: `"int8"` (the smallest file), `"fp16"` or `"fp32"`.
+        num_threads: interpreter threads (None: LiteRT's default).
+        batch_size: sentences decoded per interpreter call.
+
+    Attributes:
+        max_source_tokens: the longest source the model takes, in tokens.
+        last_truncated: for each sentence of the last `translate` call, whether it was cut.
+        last_latency_ms: wall time of the last `translate` call, in milliseconds.
+        load_ms: time taken to load the model and the tokenizers.
+    """
+
+    def __init__(self, model_dir, precision="int8", num_threads=None, batch_size=16):
+        start = time.perf_counter()
+        if precision not in FILES:
+            raise TranslateError(
+                f"precision must be one of {sorted(FILES)}. Received: {precision!r}."
+            )
+        if int(batch_size) < 1:
+            raise TranslateError(f"batch_size must be at least 1. Received: {batch_size!r}.")
+        self.batch_size = int(batch_size)
+        self.export_dir = find_export_dir(model_dir)
+        metadata_path = self.export_dir / "export.json"
+        try:
+            self.metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
+            self.special = dict(self.metadata["special_token_ids"])
+            self.max_source_tokens = int(self.metadata["max_sequence_length"]) - 1
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise TranslateError(
+                f"{metadata_path} is unreadable or incomplete ({type(error).__name__}: "
+                f"{error}). Re-run the export."
+            ) from None
+        if self.metadata.get("task", "translation") != "translation":
+            raise TranslateError(
+                f"{self.export_dir} holds a {self.metadata['task']} model, not a translator."
+            )
+        path = self.export_dir / FILES[precision]
+        if not path.is_file():
+            raise TranslateError(
+                f"{path} is missing: this export has no {precision} file. Exported: "
+                f"{sorted(self.metadata.get('files', {}))}."
+            )
+        tokenizer_dir = self.export_dir / "tokenizer"
+        try:
+            self.source_tokenizer = Tokenizer.load(tokenizer_dir, "source")
+            self.target_tokenizer = Tokenizer.load(tokenizer_dir, "target")
+        except (OSError, ValueError) as error:
+            raise TranslateError(
+                f"tokenizer files in {tokenizer_dir} are unusable: {error}"
+            ) from None
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+            self._runner = self.interpreter.get_signature_runner(SIGNATURE)
+        except Exception as error:  # a corrupt file fails in the interpreter's own way
+            raise TranslateError(
+                f"{path} could not be loaded ({type(error).__name__}: {str(error)[:200]}). "
+                "Re-run the export."
+            ) from None
+        self.last_truncated = []
+        self.last_latency_ms = None
+        self.load_ms = (time.perf_counter() - start) * 1000
+
+    def encode(self, sentences):
+        """Source ids of each sentence, cut to `max_source_tokens`, and which were cut."""
+        rows = self.source_tokenizer.tokenize(list(sentences))
+        truncated = [len(row) > self.max_source_tokens for row in rows]
+        return [list(row)[: self.max_source_tokens] for row in rows], truncated
+
+    def translate_ids(self, rows):
+        """Output ids (one list per row, cut at the end token) for lists of source ids."""
+        rows = [list(row) for row in rows]
+        out = [[] for _ in rows]
+        # Rows of similar length share a call, so that little padding is decoded.
+        order = sorted((i for i, row in enumerate(rows) if row), key=lambda i: len(rows[i]))
+        pad, end = self.special["pad_id"], self.special["end_id"]
+        for first in range(0, len(order), self.batch_size):
+            chunk = order[first : first + self.batch_size]
+            width = max(len(rows[i]) for i in chunk)
+            batch = np.full((len(chunk), width), pad, np.int32)
+            for j, i in enumerate(chunk):
+                batch[j, : len(rows[i])] = rows[i]
+            result = self._runner(**{INPUT_NAME: batch})
+            ids = np.asarray(next(iter(result.values())))
+            for j, i in enumerate(chunk):
+                row = ids[j].tolist()
+                out[i] = row[: row.index(end) + 1] if end in row else row
+        return out
+
+    def translate(self, sentences):
+        """Translations of a list of strings (a single string gives a single string)."""
+        single = isinstance(sentences, str)
+        sentences = [sentences] if single else list(sentences)
+        for sentence in sentences:
+            if not isinstance(sentence, str):
+                raise TranslateError(
+                    f"sentences must be strings. Received: {type(sentence).__name__}."
+                )
+        start = time.perf_counter()
+        rows, self.last_truncated = self.encode(sentences)
+        texts = [self.target_tokenizer.detokenize(ids) for ids in self.translate_ids(rows)]
+        self.last_latency_ms = (time.perf_counter() - start) * 1000
+        return texts[0] if single else texts
