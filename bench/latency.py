@@ -20,7 +20,9 @@ call. Time per generated token against output length: the student is converted a
 TFLite (same converter settings as the export) with `translate` producing 6, 12 and 24 tokens;
 each sentence's latency (1 thread) is divided by the tokens it produced (up to and including
 its end token). With the cache each step costs the same, so the figure stays flat (the
-encoder's one-off cost is spread over more tokens as the output grows).
+encoder's one-off cost is spread over more tokens as the output grows). Cold start: a new
+process loads the int8 file and the tokenizers and translates one sentence, once through
+`tf_distill.runtime` (no TensorFlow) and once through TensorFlow's import (time and peak RSS).
 
 Usage:
     python bench/latency.py                          # saved_models/tiny, prints a table
@@ -40,7 +42,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 # Run as `python bench/latency.py` from a checkout: import the package beside it.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -150,6 +153,68 @@ def output_length(ids, end_id, pad_id):
     return ids.index(end_id) + 1 if end_id in ids else sum(i != pad_id for i in ids) or len(ids)
 
 
+# Cold start of a fresh process: load the int8 file and the tokenizers, translate one
+# sentence. `runtime` is tf_distill.runtime (numpy, LiteRT, the tokenizer); `tensorflow`
+# is the same work through tf_distill.tflite, which imports TensorFlow as the reference
+# client did before the runtime existed. Timed inside the process from its first line;
+# peak RSS from /proc (Linux).
+_COLD_START = {
+    "runtime": """
+from tf_distill.runtime import Translator
+translator = Translator(EXPORT, "int8", num_threads=1)
+translator.translate([SENTENCE])
+""",
+    "tensorflow": """
+import numpy as np
+import tensorflow
+from tf_distill.data import Tokenizer
+from tf_distill.tflite import tflite_runner
+source = Tokenizer.load(EXPORT + "/tokenizer", "source")
+target = Tokenizer.load(EXPORT + "/tokenizer", "target")
+run = tflite_runner(EXPORT + "/student_int8.tflite", num_threads=1)
+target.detokenize(run(np.array([source.tokenize(SENTENCE)], np.int32)))
+""",
+}
+_COLD_START_FRAME = """
+import time
+start = time.perf_counter()
+import json
+EXPORT, SENTENCE = {export!r}, {sentence!r}
+{body}
+ms = (time.perf_counter() - start) * 1000
+# VmHWM: this process image's peak RSS (getrusage's maxrss would carry the parent's peak
+# over the fork).
+status = open("/proc/self/status").read().split("VmHWM:")[1].split()[0]
+print(json.dumps({{"ms": ms, "peak_rss_mb": int(status) / 1024}}))
+"""
+
+
+def cold_start(run_dir, sentence, repeats):
+    """Median cold-start time and peak RSS of each way of running the int8 file."""
+    import subprocess
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ROOT}
+    found = {name: [] for name in _COLD_START}
+    for _ in range(repeats):  # round-robin, so that load on the machine hits both alike
+        for name, body in _COLD_START.items():
+            script = _COLD_START_FRAME.format(
+                export=str(run_dir / "export"), sentence=sentence, body=body
+            )
+            result = subprocess.run(
+                [sys.executable, "-c", script], capture_output=True, text=True, env=env
+            )
+            if result.returncode != 0:
+                raise RuntimeError(f"cold start ({name}) failed: {result.stderr[-2000:]}")
+            found[name].append(json.loads(result.stdout.strip().splitlines()[-1]))
+    return {
+        name: {
+            "ms": round(statistics.median(r["ms"] for r in rows), 1),
+            "peak_rss_mb": round(statistics.median(r["peak_rss_mb"] for r in rows), 1),
+        }
+        for name, rows in found.items()
+    }
+
+
 def run(args):
     run_dir = Path(args.run_dir)
     metadata = json.loads((run_dir / "export" / "export.json").read_text())
@@ -229,7 +294,12 @@ def run(args):
             3,
         ),
     }
+    starts = cold_start(run_dir, pairs[0][0], max(1, args.repeats))
+    ratios["cold_start_tensorflow_vs_runtime"] = round(
+        starts["tensorflow"]["ms"] / starts["runtime"]["ms"], 2
+    )
     return {
+        "cold_start": starts,
         "run_dir": str(run_dir),
         "sentences": len(sources),
         "repeats": args.repeats,
@@ -276,6 +346,13 @@ def markdown(report):
         f"vs student Keras: {ratios['int8_speedup_vs_student_keras']:.1f}x; "
         f"int8 size / fp32 size: {ratios['int8_bytes_vs_fp32']:.0%}; "
         f"fp16 / fp32: {ratios['fp16_bytes_vs_fp32']:.0%}.",
+        f"Cold start (new process: imports, load int8 file and tokenizers, one sentence; "
+        f"median of {report['repeats']}): tf_distill.runtime "
+        f"{report['cold_start']['runtime']['ms']:.0f} ms, peak RSS "
+        f"{report['cold_start']['runtime']['peak_rss_mb']:.0f} MB; through TensorFlow "
+        f"{report['cold_start']['tensorflow']['ms']:.0f} ms, "
+        f"{report['cold_start']['tensorflow']['peak_rss_mb']:.0f} MB "
+        f"({ratios['cold_start_tensorflow_vs_runtime']:.1f}x the runtime's time).",
         f"Student weights in tensors of >= 1024 elements (the ones dynamic-range int8 "
         f"quantizes): {weights['params_in_tensors_ge_1024']:,} of {weights['params']:,} "
         f"({weights['tensors_ge_1024']} of {weights['tensors']} tensors).",

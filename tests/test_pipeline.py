@@ -465,3 +465,22 @@ def test_tatoeba_config_runs_on_another_language_pair(tmp_path):
         "student_vs_student_ce",
     }
     assert (run_dir / "export" / "student_int8.tflite").stat().st_size > 0
+
+
+def test_latency_bench_runs_and_the_runtime_cold_start_skips_tensorflow(tiny_run, tmp_path):
+    out, _ = tiny_run
+    output = tmp_path / "latency.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "latency.py"), "--run-dir", str(out)]
+        + ["--sentences", "3", "--repeats", "1", "--output", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    report = json.loads(output.read_text())
+    starts = report["cold_start"]
+    # Not a timing claim: a process that never imports TensorFlow holds far less memory.
+    assert starts["runtime"]["peak_rss_mb"] < starts["tensorflow"]["peak_rss_mb"] / 2
+    assert "Cold start" in result.stdout
