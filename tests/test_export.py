@@ -85,6 +85,8 @@ def exported(tmp_path_factory, model, tokenizer):
         # Random weights: fp16 / int8 quality is not the point here (fp32 must still be exact).
         min_sequence_agreement=0.0,
         extra_metadata={"run": "test"},
+        detokenize=tokenizer.detokenize,
+        source_texts=SENTENCES,
     )
     return out, metadata
 
@@ -550,3 +552,47 @@ def test_runtime_translates_without_tensorflow_as_keras_does(exported, model, to
         ids = tokenizer.tokenize(sentence)[:limit]
         alone = tokenizer.detokenize(one_by_one(np.array([ids], np.int32)))[0] if ids else ""
         assert got == alone, sentence
+
+
+def test_manifest_and_golden_file_describe_the_export(exported, model, tokenizer):
+    """manifest.json states what the files really are (checked against the interpreter),
+    and golden.jsonl's ids are what the tokenizer, Keras and each file produce."""
+    export = exported[0] / "export"
+    manifest = json.loads((export / "manifest.json").read_text())
+    assert manifest["manifest_version"] == 1 and manifest["task"] == "translation"
+    assert manifest["special_token_ids"] == SPECIAL
+    assert manifest["max_source_tokens"] == MAX_SEQUENCE_LENGTH - 1
+    assert manifest["max_output_tokens"] == MAX_LENGTH
+    signature = manifest["signatures"]["translate"]
+    assert signature["outputs"][0]["shape"] == [-1, MAX_LENGTH]
+    runner = tflite_runner(export / "student_int8.tflite")
+    assert runner.interpreter.get_signature_list()["translate"] == {
+        "inputs": [i["name"] for i in signature["inputs"]],
+        "outputs": [o["name"] for o in signature["outputs"]],
+    }
+    for side in ("source", "target"):
+        rules = manifest["tokenizers"][side]
+        assert (export / rules["vocabulary_file"]).is_file()
+        assert rules["special_tokens"]["[END]"] == SPECIAL["end_id"]
+    for name in TFLITE_FILES:
+        variant = "tflite_" + name.split("_")[1].split(".")[0]
+        entry = manifest["files"][variant]
+        assert entry["path"] == name and entry["bytes"] == (export / name).stat().st_size
+        assert "sequence_agreement" in entry["quality"]
+    lines = (export / "golden.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(SENTENCES)
+    runners = {
+        f"tflite_{n.split('_')[1].split('.')[0]}": tflite_runner(export / n) for n in TFLITE_FILES
+    }
+    for sentence, line in zip(SENTENCES, lines, strict=True):
+        golden = json.loads(line)
+        assert golden["source_text"] == sentence
+        assert golden["source_ids"] == tokenizer.tokenize(sentence)
+        ids = np.array([golden["source_ids"]], np.int32)
+        keras_ids = np.asarray(greedy_decode(model, ids, MAX_LENGTH, **SPECIAL))[0]
+        assert golden["outputs"]["keras"]["output_ids"] == keras_ids.tolist()
+        assert set(golden["outputs"]) == {"keras", *runners}
+        for variant, run in runners.items():
+            entry = golden["outputs"][variant]
+            assert entry["output_ids"] == run(ids)[0].tolist(), variant
+            assert entry["output_text"] == tokenizer.detokenize(entry["output_ids"])

@@ -110,6 +110,7 @@ def export_student(
     references=None,
     detokenize=None,
     max_bleu_drop=0.5,
+    source_texts=None,
 ):
     """Exports `model` into `<output_dir>/export` and checks every artifact against Keras.
 
@@ -140,6 +141,14 @@ def export_student(
             tied, 8-bit rounding flips some of them without making the output worse.
         detokenize: callable, (N, T) ids -> N strings (the target tokenizer's).
         max_bleu_drop: the largest BLEU loss allowed to an fp16 / int8 file.
+        source_texts: seq2seq only, optional: the text of each row of `source_ids`, for
+            the golden file (`golden.jsonl`).
+
+    A seq2seq export also holds `manifest.json` (the on-device contract: signature,
+    tensor names, dtypes and shapes, special ids, tokenizer rules, lengths, each file's
+    quality figures) and `golden.jsonl` (per parity sentence: its text, its source ids and
+    each format's output ids and text), against which a mobile implementation can check
+    its tokenizer and its interpreter calls.
 
     Returns:
         The `export.json` dict (paths, sizes, parity figures).
@@ -171,18 +180,100 @@ def export_student(
             metadata = _export_into(model, tmp, source_ids, max_length, formats, special, int8_mode)
             if references is not None and detokenize is not None:
                 _add_bleu(metadata, references, detokenize)
-        metadata.pop("_outputs", None)
+        outputs = metadata.pop("_outputs", None)
         _check_parity(metadata["parity"], min_sequence_agreement, max_bleu_drop)
         if tokenizer_dir is not None:
             shutil.copytree(tokenizer_dir, tmp / "tokenizer")
         metadata.update(extra_metadata or {})
         (tmp / "export.json").write_text(json.dumps(metadata, indent=2) + "\n")
+        if not classifier:
+            _write_bundle(tmp, metadata, source_ids, outputs, detokenize, source_texts)
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return metadata
+
+
+MANIFEST_VERSION = 1
+
+
+def _write_bundle(directory, metadata, source_ids, outputs, detokenize, source_texts):
+    """`manifest.json` and `golden.jsonl` of a translation export (see `export_student`)."""
+    special = metadata["special_token_ids"]
+    tokenizers = {}
+    for side in ("source", "target"):
+        settings = directory / "tokenizer" / f"{side}_tokenizer.json"
+        if settings.is_file():
+            rules = json.loads(settings.read_text(encoding="utf-8"))
+            rules["vocabulary_file"] = f"tokenizer/{rules['vocabulary_file']}"
+            tokenizers[side] = rules
+    output_length = int(outputs["keras"].shape[1])
+    manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "tf_distill_version": __version__,
+        "task": "translation",
+        "signatures": {
+            "translate": {
+                "decoding": "greedy, inside the graph",
+                "inputs": [
+                    {
+                        "name": "encoder_token_ids",
+                        "dtype": "int32",
+                        "shape": [-1, -1],
+                        "meaning": "source ids, padded at the end with pad_id; at most "
+                        "max_source_tokens per row",
+                    }
+                ],
+                "outputs": [
+                    {
+                        "name": "output_token_ids",
+                        "dtype": "int32",
+                        "shape": [-1, output_length],
+                        "meaning": "target ids without the start id; read up to and "
+                        "including the first end_id, ignore what follows",
+                    }
+                ],
+            }
+        },
+        "special_token_ids": special,
+        "max_source_tokens": int(metadata["max_sequence_length"]) - 1,
+        "max_output_tokens": int(metadata["max_decode_length"]),
+        "tokenizers": tokenizers,
+        "tokenization": (
+            "Unicode NFC; split on whitespace; case-fold each chunk if lowercase is true; "
+            "split it into words and punctuation marks as keras-hub's WordPieceTokenizer "
+            "does (every punctuation mark and every CJK character is a word of its own); "
+            "cut each word into vocabulary pieces by greedy longest match from the left "
+            "(pieces after the first carry suffix_indicator); a word that cannot be cut "
+            "becomes one [UNK]. The source gets no start or end id. Detokenize by "
+            "joining pieces and words with the usual spacing around punctuation. "
+            "golden.jsonl holds the ids to check an implementation against."
+        ),
+        "files": {
+            name: {
+                "path": entry["path"],
+                "bytes": entry["bytes"],
+                "quality": metadata["parity"].get(name),
+            }
+            for name, entry in metadata["files"].items()
+        },
+        "golden_file": "golden.jsonl",
+    }
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    with open(directory / "golden.jsonl", "w", encoding="utf-8") as golden:
+        for i, row in enumerate(source_ids):
+            line = {"source_ids": row[: max(1, int((row != 0).sum()))].tolist()}
+            if source_texts is not None:
+                line["source_text"] = source_texts[i]
+            line["outputs"] = {}
+            for fmt, ids in outputs.items():
+                entry = {"output_ids": np.asarray(ids[i]).tolist()}
+                if detokenize is not None:
+                    entry["output_text"] = detokenize(np.asarray(ids[i : i + 1]))[0]
+                line["outputs"][fmt] = entry
+            golden.write(json.dumps(line, ensure_ascii=False) + "\n")
 
 
 def _calibration_inputs(variant, int8_mode, signature, rows):

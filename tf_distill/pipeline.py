@@ -677,6 +677,7 @@ class Run:
             else self.test_references[: e.parity_sentences],
             detokenize=self.target_tokenizer.detokenize,
             max_bleu_drop=e.max_bleu_drop,
+            source_texts=self.test_sources[: e.parity_sentences],
         )
         self.export_summary = {
             "files": {k: v["bytes"] for k, v in metadata["files"].items()},
@@ -806,9 +807,9 @@ def export_run(run_dir, overrides=()):
     run = Run(config, resume=True)
     run._data(with_transfer=False)
     run._tokenizer()
-    sources, run.test_references = evaluation.group_references(run.splits.test)
+    run.test_sources, run.test_references = evaluation.group_references(run.splits.test)
     run.test_source_ids = _pad_ids(
-        run.source_tokenizer, sources, config.training.max_sequence_length
+        run.source_tokenizer, run.test_sources, config.training.max_sequence_length
     )
     run.models = {"student": keras.saving.load_model(student_path)}
     _LOG.info(f"exporting {student_path}")
