@@ -159,13 +159,107 @@ def test_without_teacher_is_plain_masked_cross_entropy(models):
     assert result["distillation_loss"] == 0.0
 
 
-def test_call_returns_student_logits_and_save_refuses(models, tmp_path):
+def test_call_returns_student_logits_and_save_writes_the_student(models, tmp_path):
     teacher, student = models
     distiller = Distiller(teacher, student)
     x, _ = seq2seq_data(9)
     np.testing.assert_array_equal(distiller(x), student(x))
-    with pytest.raises(ValueError, match=r"distiller.student.save"):
-        distiller.save(tmp_path / "d.keras")
+    distiller.save(tmp_path / "d.keras")  # the student alone: the teacher stays out
+    saved = keras.saving.load_model(tmp_path / "d.keras")
+    assert saved.count_params() == student.count_params() < teacher.count_params()
+    np.testing.assert_array_equal(saved(x), student(x))
+
+
+def _callback_setup(seed=11):
+    keras.utils.set_random_seed(seed)
+    teacher = build_transformer(V, L, 1, 2, 16, 32, dropout=0.0)
+    student = build_transformer(V, L, 1, 2, 8, 16, dropout=0.0)
+    distiller = Distiller(teacher, student)
+    distiller.compile(optimizer=keras.optimizers.Adam(5e-3))
+    return distiller
+
+
+def test_model_checkpoint_keeps_the_student_whole_or_as_weights(tmp_path):
+    """keras.callbacks.ModelCheckpoint both ways: a `.keras` file of the student, and a
+    weights file that a fresh Distiller loads back."""
+    distiller = _callback_setup()
+    x, y = seq2seq_data(5, batch=16)
+    distiller.fit(
+        x,
+        y,
+        epochs=2,
+        batch_size=8,
+        verbose=0,
+        validation_data=(x, y),
+        callbacks=[
+            keras.callbacks.ModelCheckpoint(tmp_path / "best.keras", monitor="val_loss"),
+            keras.callbacks.ModelCheckpoint(tmp_path / "last.weights.h5", save_weights_only=True),
+        ],
+    )
+    best = keras.saving.load_model(tmp_path / "best.keras")
+    np.testing.assert_allclose(best(x), distiller.student(x), atol=1e-6)
+    fresh = _callback_setup(seed=12)  # other initial weights
+    assert not np.allclose(fresh.student(x), distiller.student(x))
+    fresh.load_weights(tmp_path / "last.weights.h5")
+    np.testing.assert_allclose(fresh.student(x), distiller.student(x), atol=1e-6)
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise KeyboardInterrupt  # as if the process were stopped after epoch 2
+
+
+def test_backup_and_restore_resumes_an_interrupted_fit(tmp_path):
+    """Stopped after 2 of 4 epochs and fitted again with the same BackupAndRestore, the
+    student ends where an uninterrupted fit ends (weights and optimizer restored)."""
+    x, y = seq2seq_data(6, batch=16)
+    fit = dict(epochs=4, batch_size=8, verbose=0, shuffle=False)
+    straight = _callback_setup()
+    straight.fit(x, y, **fit)
+    backup = keras.callbacks.BackupAndRestore(tmp_path / "backup")
+    first = _callback_setup()
+    with pytest.raises(KeyboardInterrupt):
+        first.fit(x, y, callbacks=[backup, _Interrupt()], **fit)
+    resumed = _callback_setup(seed=13)  # a new process would start from other weights
+    seen = []
+    resumed.fit(
+        x,
+        y,
+        callbacks=[
+            keras.callbacks.BackupAndRestore(tmp_path / "backup"),
+            keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: seen.append(e)),
+        ],
+        **fit,
+    )
+    assert seen == [2, 3]
+    np.testing.assert_allclose(resumed.student(x), straight.student(x), atol=1e-5)
+
+
+def test_early_stopping_reduce_lr_and_tensorboard(tmp_path):
+    distiller = _callback_setup()
+    x, y = seq2seq_data(7, batch=16)
+    history = distiller.fit(
+        x,
+        y,
+        epochs=10,
+        batch_size=8,
+        verbose=0,
+        validation_data=(x, y),
+        callbacks=[
+            # No epoch can improve by 100: training stops after patience + 1 epochs.
+            keras.callbacks.EarlyStopping(monitor="val_loss", min_delta=100, patience=1),
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", min_delta=100, patience=0, factor=0.5
+            ),
+            keras.callbacks.TensorBoard(tmp_path / "tb"),
+        ],
+    )
+    assert len(history.history["loss"]) == 2
+    # Epoch 1 sets the best val_loss; epoch 2 fails to improve on it: one halving.
+    assert float(distiller.optimizer.learning_rate) == pytest.approx(5e-3 * 0.5)
+    assert list((tmp_path / "tb" / "train").glob("events.out.tfevents.*"))
+    assert list((tmp_path / "tb" / "validation").glob("events.out.tfevents.*"))
 
 
 @pytest.mark.parametrize(

@@ -141,6 +141,10 @@ class Distiller(keras.Model):
         self.accuracy_tracker = keras.metrics.Mean(
             name="token_accuracy" if self.token_logits else "accuracy"
         )
+        # Teacher and student arrive built, so the Distiller is too: weight saving and
+        # loading (ModelCheckpoint with save_weights_only, BackupAndRestore) work before
+        # and during the first fit.
+        self.built = True
 
     def call(self, inputs, training=None):
         inputs, _ = _split_cached(inputs)
@@ -288,11 +292,11 @@ class Distiller(keras.Model):
         with strategy.scope():
             self._symbolic_build(data_batch=data_batch)
 
-    def save(self, *args, **kwargs):
-        raise ValueError(
-            "A Distiller is not saved as a whole (it would carry the teacher). "
-            "Save the student instead: `distiller.student.save('student.keras')`."
-        )
+    def save(self, filepath, overwrite=True, **kwargs):
+        """Saves the student (the model you ship) as a `.keras` file; the teacher stays
+        out. So `keras.callbacks.ModelCheckpoint("best.keras")` keeps the best student,
+        and `keras.saving.load_model` (or `tf_distill.load_model`) reads it back as one."""
+        return self.student.save(filepath, overwrite=overwrite, **kwargs)
 
     def get_config(self):
         serialize = keras.saving.serialize_keras_object
