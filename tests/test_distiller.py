@@ -156,7 +156,7 @@ def test_without_teacher_is_plain_masked_cross_entropy(models):
     result = trainer.evaluate(x, y, verbose=0, return_dict=True)
     zs = student(x, training=False).numpy()
     np.testing.assert_allclose(result["loss"], numpy_reference(y, zs, zs, 1.0, 1.0)[1], rtol=1e-4)
-    assert result["distillation_loss"] == 0.0
+    assert set(result) == {"loss", "student_loss", "token_accuracy"}  # no KD metric at all
 
 
 def test_call_returns_student_logits_and_save_writes_the_student(models, tmp_path):
@@ -384,3 +384,22 @@ def test_label_smoothing_changes_only_the_hard_label_term(models):
     assert got["loss"] > plain.evaluate(x, y, verbose=0, return_dict=True)["loss"]
     with pytest.raises(ValueError, match="label_smoothing"):
         Distiller(None, student, alpha=1.0, label_smoothing=1.0)
+
+
+@pytest.mark.parametrize("ending", ["dense_softmax", "softmax_layer", "activation_sigmoid"])
+def test_a_model_returning_probabilities_is_refused(models, ending):
+    teacher, student = models
+    inputs = keras.Input((4,))
+    if ending == "dense_softmax":
+        outputs = keras.layers.Dense(3, activation="softmax")(inputs)
+    elif ending == "softmax_layer":
+        outputs = keras.layers.Softmax()(keras.layers.Dense(3)(inputs))
+    else:
+        outputs = keras.layers.Activation("sigmoid")(keras.layers.Dense(3)(inputs))
+    probabilities = keras.Model(inputs, outputs)
+    logits = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    with pytest.raises(ValueError, match="returns probabilities, but the Distiller needs logits"):
+        Distiller(probabilities, logits)
+    with pytest.raises(ValueError, match="`student` ends in a softmax"):
+        Distiller(logits, probabilities)
+    Distiller(logits, keras.Model(inputs, keras.layers.Dense(3)(inputs)))  # logits: fine

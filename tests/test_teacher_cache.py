@@ -100,3 +100,24 @@ def test_ensemble_cache_is_the_top_k_of_the_mean_probability(setup):
             np.take_along_axis(mean[:real], order, -1),
             atol=1e-4,
         )
+
+
+def test_a_cache_made_at_another_temperature_is_refused(setup):
+    """The cache records its temperature; a Distiller at another T stops with the fix
+    instead of learning from a distribution it did not ask for."""
+    import tensorflow as tf
+
+    pairs, tokenizer, teacher = setup
+    cache = teacher_top_k(teacher, pairs[:32], tokenizer, tokenizer, MAX_LEN, 4, 1.0, BUCKETS)
+    assert np.all(cache["teacher_temperature"] == 1.0)
+    dataset = make_seq2seq_dataset(
+        pairs[:32], tokenizer, tokenizer, 16, MAX_LEN, BUCKETS, extra_columns=cache
+    )
+    student = build_transformer(tokenizer.vocabulary_size, MAX_LEN + 1, 1, 2, 8, 16)
+    wrong = Distiller(teacher, student, temperature=2.0)
+    wrong.compile(optimizer="sgd")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="another temperature than this"):
+        wrong.fit(dataset, epochs=1, verbose=0)
+    right = Distiller(teacher, student, temperature=1.0)
+    right.compile(optimizer="sgd")
+    right.fit(dataset, epochs=1, verbose=0)

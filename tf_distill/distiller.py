@@ -14,6 +14,10 @@ from tf_distill import losses
 # `tf_distill.teacher_cache`): int (B, T, k) ids and float (B, T, k) log probabilities.
 TEACHER_TOP_IDS = "teacher_top_ids"
 TEACHER_TOP_LOG_PROBS = "teacher_top_log_probs"
+# Optional float (B,) column: the temperature the cache was made at (`teacher_top_k` adds
+# it); a Distiller at another temperature stops with an error instead of learning from
+# the wrong distribution.
+TEACHER_TEMPERATURE = "teacher_temperature"
 
 
 @keras.saving.register_keras_serializable(package="tf_distill")
@@ -163,12 +167,10 @@ class Distiller(keras.Model):
 
     @property
     def metrics(self):
-        trackers = [
-            self.loss_tracker,
-            self.student_loss_tracker,
-            self.distillation_loss_tracker,
-            self.accuracy_tracker,
-        ]
+        trackers = [self.loss_tracker, self.student_loss_tracker]
+        if self.teacher is not None:  # without a teacher there is no distillation term
+            trackers.append(self.distillation_loss_tracker)
+        trackers.append(self.accuracy_tracker)
         compiled = getattr(self, "_compile_metrics", None)
         return trackers + ([compiled] if compiled is not None else [])
 
@@ -229,7 +231,8 @@ class Distiller(keras.Model):
         loss = self._combine(mean(ce_sum), mean(kd_sum))
         self.loss_tracker.update_state(loss, sample_weight=local_count)
         self.student_loss_tracker.update_state(mean(ce_sum), sample_weight=local_count)
-        self.distillation_loss_tracker.update_state(mean(kd_sum), sample_weight=local_count)
+        if self.teacher is not None:
+            self.distillation_loss_tracker.update_state(mean(kd_sum), sample_weight=local_count)
         self.accuracy_tracker.update_state(mean(correct_sum), sample_weight=local_count)
 
     def _step_results(self, x, y, student_logits, mask):
@@ -244,7 +247,7 @@ class Distiller(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        x, cached = _split_cached(x)
+        x, cached = _split_cached(x, self.temperature)
         # The teacher runs before the tape opens: nothing of its forward pass is recorded.
         teacher_logits = None if cached is not None else self._teacher_logits(x)
         with tf.GradientTape() as tape:
@@ -261,7 +264,7 @@ class Distiller(keras.Model):
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        x, cached = _split_cached(x)
+        x, cached = _split_cached(x, self.temperature)
         student_logits = tf.cast(self.student(x, training=False), tf.float32)
         teacher_logits = None if cached is not None else self._teacher_logits(x)
         _, y, mask, *sums = self._loss_terms(
@@ -337,11 +340,25 @@ def _teacher_list(teacher):
     return [teacher]
 
 
-def _split_cached(x):
-    """`(inputs without the cached teacher outputs, (top_ids, top_log_probs) or None)`."""
+def _split_cached(x, temperature=None):
+    """`(inputs without the cached teacher outputs, (top_ids, top_log_probs) or None)`;
+    with `temperature`, also checks the cache's recorded temperature against it."""
     if not isinstance(x, dict) or TEACHER_TOP_IDS not in x:
         return x, None
     x = dict(x)
+    made_at = x.pop(TEACHER_TEMPERATURE, None)
+    if made_at is not None and temperature is not None:
+        tf.debugging.assert_near(
+            tf.cast(made_at, tf.float32),
+            tf.constant(temperature, tf.float32),
+            atol=1e-6,
+            message=(
+                f"The cached teacher outputs were made at another temperature than this "
+                f"Distiller's T={temperature:g} (values below). Make the cache with "
+                f"teacher_top_k(..., temperature={temperature:g}), or give the Distiller "
+                "the cache's temperature."
+            ),
+        )
     return x, (x.pop(TEACHER_TOP_IDS), x.pop(TEACHER_TOP_LOG_PROBS))
 
 
@@ -363,6 +380,13 @@ def _check_outputs_agree(teacher, student):
                 f"Received output shape {shape}."
             )
         shapes[role] = shape
+        if _ends_in_probabilities(model):
+            raise ValueError(
+                f"`{role}` ends in a softmax / sigmoid, so it returns probabilities, but the "
+                "Distiller needs logits (it applies the temperature and log_softmax itself). "
+                "Give the model without its final activation, e.g. rebuild the last layer "
+                "with activation=None."
+            )
     if "teacher" not in shapes:
         return
     teacher_shape, student_shape = shapes["teacher"], shapes["student"]
@@ -372,3 +396,13 @@ def _check_outputs_agree(teacher, student):
             f"Received teacher {shapes['teacher']}, student {shapes['student']}. "
             "Build both with the same tokenizer (vocabulary_size) or number of classes."
         )
+
+
+def _ends_in_probabilities(model):
+    """Whether the layer that makes the model's output is a softmax or sigmoid."""
+    history = getattr(model.outputs[0], "_keras_history", None)
+    layer = getattr(history, "operation", None)
+    if isinstance(layer, keras.layers.Softmax):
+        return True
+    activation = getattr(layer, "activation", None)
+    return activation in (keras.activations.softmax, keras.activations.sigmoid)

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from tf_distill import losses
 from tf_distill.data import make_seq2seq_dataset
-from tf_distill.distiller import TEACHER_TOP_IDS, TEACHER_TOP_LOG_PROBS
+from tf_distill.distiller import TEACHER_TEMPERATURE, TEACHER_TOP_IDS, TEACHER_TOP_LOG_PROBS
 
 _LOG = logging.getLogger(__name__)
 
@@ -53,7 +53,8 @@ def teacher_top_k(
         batch_size: pairs per teacher call.
 
     Returns:
-        `{"teacher_top_ids": int32 (N, L, k), "teacher_top_log_probs": float32 (N, L, k)}`,
+        `{"teacher_top_ids": int32 (N, L, k), "teacher_top_log_probs": float32 (N, L, k),
+        "teacher_temperature": float32 (N,)}` (the temperature, which `Distiller` checks),
         L = `bucket_lengths[-1]` (or `max_sequence_length`); positions past the pair's
         bucket length are 0 (padding, which the loss masks). Give it as `extra_columns`
         to `make_seq2seq_dataset` with the same pairs in the same order.
@@ -98,4 +99,8 @@ def teacher_top_k(
         if time.perf_counter() - last > 30 or i + 1 == batches:
             last = time.perf_counter()
             _LOG.info(f"teacher outputs: {i + 1}/{batches} batches, {last - start:.0f} s")
-    return {TEACHER_TOP_IDS: top_ids, TEACHER_TOP_LOG_PROBS: top_log_probs}
+    return {
+        TEACHER_TOP_IDS: top_ids,
+        TEACHER_TOP_LOG_PROBS: top_log_probs,
+        TEACHER_TEMPERATURE: np.full((len(pairs),), temperature, "float32"),
+    }
