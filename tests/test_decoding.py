@@ -406,3 +406,38 @@ def test_ensemble_beam_scores_are_the_ensemble_log_probabilities(model, second_m
 def test_ensemble_of_different_vocabularies_is_rejected(model, tied_model):
     with pytest.raises(ValueError, match="share one target vocabulary"):
         greedy_decode([model, tied_model], sources(1, 30), T)
+
+
+def test_translate_texts_equals_decoding_each_sentence_alone(model):
+    """Strings in, strings out: tokenized, cut to the encoder's length (with a warning),
+    batched, decoded greedily or with beam search, detokenized."""
+    from tf_distill import TFDistillWarning, translate_texts
+    from tf_distill.data import Tokenizer
+
+    words = ["cat", "dog", "sees", "the", "a", "black", "white", "sleeps", "and", "small"]
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(words, size=n)) for n in (2, 5, 3, 7, 1, 4, 6)]
+    tokenizer = Tokenizer.train(texts * 3, vocabulary_size=TINY["vocabulary_size"])
+    assert tokenizer.vocabulary_size <= TINY["vocabulary_size"]
+    ids = tokenizer.encode_batch(texts)
+    width = max(len(row) for row in tokenizer.tokenize(texts))
+    assert ids.dtype == np.int32 and ids.shape == (len(texts), width)
+    assert [list(r[r != PAD]) for r in ids] == tokenizer.tokenize(texts)
+    assert tokenizer.encode_batch(texts, max_length=3).shape == (len(texts), 3)
+    assert tokenizer.decode_batch(ids) == tokenizer.detokenize([list(r) for r in ids])
+    assert tokenizer.special_ids == {"start_id": START, "end_id": END, "pad_id": PAD}
+    for beam in (1, 3):
+        got = translate_texts(model, texts, tokenizer, max_length=T, beam_size=beam, batch_size=3)
+        for text, out in zip(texts, got, strict=True):
+            one = np.array([tokenizer.tokenize(text)], np.int32)
+            if beam == 1:
+                expected = greedy_decode(model, one, T, START, END, PAD)
+            else:
+                expected = beam_search(model, one, T, 3, 0.6, START, END, PAD)
+            assert out == tokenizer.detokenize(np.asarray(expected))[0]
+    overlong = " ".join(["cat"] * 40)  # more than 16 tokens however "cat" is cut
+    with pytest.warns(TFDistillWarning, match="1 of 2 sentences are longer than the model's 16"):
+        cut = translate_texts(model, [overlong, texts[0]], tokenizer, max_length=T)
+    first_16 = np.array([tokenizer.tokenize(overlong)[:16]], np.int32)
+    expected = greedy_decode(model, first_16, T, START, END, PAD)
+    assert cut[0] == tokenizer.detokenize(np.asarray(expected))[0]

@@ -31,6 +31,7 @@ _LAZY = {
     "Distiller": "tf_distill.distiller",
     "losses": "tf_distill.losses",
     "decoding": "tf_distill.decoding",
+    "translate_texts": "tf_distill.decoding",
     "data": "tf_distill.data",
 }
 

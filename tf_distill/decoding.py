@@ -21,6 +21,7 @@ import numbers
 import weakref
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tf_distill.layers import Decoder, Encoder, PaddingMask, PositionalEmbedding
@@ -192,6 +193,66 @@ def beam_search(
 
     token_ids, scores = _function(model, key, make)(source)
     return (token_ids, scores) if return_scores else token_ids
+
+
+def translate_texts(
+    model,
+    texts,
+    source_tokenizer,
+    target_tokenizer=None,
+    max_length=None,
+    beam_size=1,
+    length_penalty=0.6,
+    batch_size=64,
+):
+    """Translations of a list of strings by a Keras model (or an ensemble: a list).
+
+    Tokenizes `texts`, cuts any longer than the model's encoder takes (with a
+    `TFDistillWarning` naming how many), decodes them in batches (greedy, or beam search
+    with `beam_size` > 1) and detokenizes.
+
+    Args:
+        model: a `build_transformer` model or a list of them.
+        texts: a list of source sentences.
+        source_tokenizer, target_tokenizer: `tf_distill.data.Tokenizer`s (the target one
+            defaults to the source one: a shared vocabulary).
+        max_length: most target tokens (default: the decoder's `max_sequence_length`).
+        beam_size, length_penalty: as for `beam_search`.
+        batch_size: sentences per call.
+
+    Returns:
+        A list of `len(texts)` strings.
+    """
+    import warnings
+
+    from tf_distill.errors import TFDistillWarning
+
+    target_tokenizer = target_tokenizer or source_tokenizer
+    first = model[0] if isinstance(model, list | tuple) else model
+    parts = seq2seq_parts(first)
+    limit = parts.encoder_embedding.max_sequence_length
+    max_length = max_length or parts.decoder_embedding.max_sequence_length
+    _check_positive_int("beam_size", beam_size)
+    _check_positive_int("batch_size", batch_size)
+    texts = list(texts)
+    cut = sum(len(row) > limit for row in source_tokenizer.tokenize(texts))
+    if cut:
+        warnings.warn(
+            f"{cut} of {len(texts)} sentences are longer than the model's {limit} source "
+            "tokens and were cut to that length.",
+            TFDistillWarning,
+            stacklevel=2,
+        )
+    special = target_tokenizer.special_ids
+    out = []
+    for start in range(0, len(texts), batch_size):
+        ids = source_tokenizer.encode_batch(texts[start : start + batch_size], limit)
+        if beam_size > 1:
+            decoded = beam_search(model, ids, max_length, beam_size, length_penalty, **special)
+        else:
+            decoded = greedy_decode(model, ids, max_length, **special)
+        out.extend(target_tokenizer.decode_batch(np.asarray(decoded)))
+    return out
 
 
 def make_translate_function(model, max_length, start_id=2, end_id=3, pad_id=0):

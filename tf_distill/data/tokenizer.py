@@ -18,6 +18,7 @@ import unicodedata
 from collections import Counter
 from itertools import chain
 
+import numpy as np
 import regex
 
 from tf_distill.data.errors import DataError, located
@@ -85,6 +86,34 @@ class Tokenizer:
     @property
     def vocabulary_size(self):
         return len(self.vocabulary)
+
+    @property
+    def special_ids(self):
+        """`{"start_id", "end_id", "pad_id"}`: the keyword arguments that
+        `tf_distill.decoding` and `tf_distill.export.export_student(special=...)` take."""
+        return {"start_id": self.start_id, "end_id": self.end_id, "pad_id": self.pad_id}
+
+    def encode_batch(self, texts, max_length=None):
+        """Token ids of `texts` as one int32 array (N, L), padded at the end with `pad_id`.
+
+        L is the longest row, at most `max_length` (longer rows are cut there; count them
+        with `tokenize` if that matters). No start or end id is added: this is what a
+        model's `encoder_token_ids` takes.
+        """
+        if isinstance(texts, str):
+            raise TypeError("`texts` must be a list of strings; for one sentence pass [text].")
+        rows = self.tokenize(list(texts))
+        if max_length is not None:
+            rows = [row[: int(max_length)] for row in rows]
+        width = max((len(row) for row in rows), default=0)
+        out = np.full((len(rows), max(width, 1)), self.pad_id, np.int32)
+        for i, row in enumerate(rows):
+            out[i, : len(row)] = row
+        return out
+
+    def decode_batch(self, ids):
+        """Strings from a batch of ids (each row read up to its first `[END]`)."""
+        return self.detokenize([list(row) for row in np.asarray(ids).tolist()])
 
     @classmethod
     def train(cls, texts, vocabulary_size, lowercase=False, learner="fast"):
