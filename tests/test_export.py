@@ -596,3 +596,41 @@ def test_manifest_and_golden_file_describe_the_export(exported, model, tokenizer
             entry = golden["outputs"][variant]
             assert entry["output_ids"] == run(ids)[0].tolist(), variant
             assert entry["output_text"] == tokenizer.detokenize(entry["output_ids"])
+
+
+def test_round_to_int8_grid_argument_and_argument_checks(tokenizer, tmp_path):
+    """`round_to_int8_grid=True` rounds the model first (the pipeline's step), so every
+    int8 weight of the file, dequantized, is the Keras weight; mismatched lists fail early."""
+    from tf_distill.tflite import MIN_QUANTIZED_ELEMENTS
+
+    keras.utils.set_random_seed(4)
+    clone = build_transformer(  # wide enough for kernels the int8 converter quantizes
+        tokenizer.vocabulary_size, MAX_SEQUENCE_LENGTH, 1, 2, 64, 128, dropout=0.0
+    )
+    perturb_weights(clone, 0.01, seed=5)
+    before = [np.array(w, copy=True) for w in clone.get_weights()]
+    with pytest.raises(ValueError, match="`source_texts` must hold one text per row"):
+        _small_export(clone, tokenizer, tmp_path / "a", source_texts=["one"] * 3)
+    with pytest.raises(ValueError, match="`references` must hold one entry per row"):
+        _small_export(
+            clone, tokenizer, tmp_path / "b", references=["x"], detokenize=tokenizer.detokenize
+        )
+    assert not (tmp_path / "a" / "export").exists()
+    _small_export(
+        clone,
+        tokenizer,
+        tmp_path / "c",
+        formats=("tflite_int8",),
+        min_sequence_agreement=0.0,
+        round_to_int8_grid=True,
+    )
+    quantized = 0
+    for weight in clone.weights:
+        values = weight.numpy()
+        if values.ndim >= 2 and values.size >= MIN_QUANTIZED_ELEMENTS:
+            scale = np.abs(values).max() / 127.0
+            np.testing.assert_allclose(values / scale, np.round(values / scale), atol=1e-3)
+            quantized += 1
+    assert quantized > 0
+    changed = [not np.array_equal(a, b) for a, b in zip(clone.get_weights(), before, strict=True)]
+    assert any(changed)  # rounded in place

@@ -80,3 +80,31 @@ def test_every_user_fixable_error_shares_one_base():
         from tf_distill import config as config_lib
 
         config_lib.from_dict({"data": {"max_sources": 5}})
+
+
+def test_public_modules_are_reachable_and_the_runtime_stays_keras_free():
+    found = _run(
+        """
+        import json, sys
+        import tf_distill
+        runtime = tf_distill.runtime.Translator.__name__
+        keras_after_runtime = "keras" in sys.modules
+        names = [tf_distill.export.export_student.__name__,
+                 tf_distill.evaluation.paired_bootstrap.__name__,
+                 tf_distill.teacher_cache.teacher_top_k.__name__,
+                 tf_distill.sequence_kd.teacher_translations.__name__,
+                 tf_distill.translate_texts.__name__]
+        print(json.dumps({"runtime": runtime, "keras": keras_after_runtime, "names": names}))
+        """
+    )
+    assert found == {
+        "runtime": "Translator",
+        "keras": False,
+        "names": [
+            "export_student",
+            "paired_bootstrap",
+            "teacher_top_k",
+            "teacher_translations",
+            "translate_texts",
+        ],
+    }

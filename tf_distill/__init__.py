@@ -33,7 +33,18 @@ _LAZY = {
     "decoding": "tf_distill.decoding",
     "translate_texts": "tf_distill.decoding",
     "data": "tf_distill.data",
+    "evaluation": "tf_distill.evaluation",
+    "export": "tf_distill.export",
+    "sequence_kd": "tf_distill.sequence_kd",
+    "teacher_cache": "tf_distill.teacher_cache",
+    "tflite": "tf_distill.tflite",
+    "transfer": "tf_distill.transfer",
+    "runtime": "tf_distill.runtime",
+    "config": "tf_distill.config",
+    "errors": "tf_distill.errors",
 }
+# Names that need no Keras (the device runtime must not import it): no registration.
+_KERAS_FREE = {"runtime", "config", "errors", "data"}
 
 
 def register_keras_objects():
@@ -57,7 +68,8 @@ def __getattr__(name):
     module_name = _LAZY.get(name)
     if module_name is None:
         raise AttributeError(f"module 'tf_distill' has no attribute {name!r}")
-    register_keras_objects()  # whatever needs Keras also needs the layers registered
+    if name not in _KERAS_FREE:
+        register_keras_objects()  # whatever needs Keras also needs the layers registered
     module = importlib.import_module(module_name)
     value = module if module_name.endswith("." + name) else getattr(module, name)
     globals()[name] = value

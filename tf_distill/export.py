@@ -111,6 +111,7 @@ def export_student(
     detokenize=None,
     max_bleu_drop=0.5,
     source_texts=None,
+    round_to_int8_grid=False,
 ):
     """Exports `model` into `<output_dir>/export` and checks every artifact against Keras.
 
@@ -143,6 +144,10 @@ def export_student(
         max_bleu_drop: the largest BLEU loss allowed to an fp16 / int8 file.
         source_texts: seq2seq only, optional: the text of each row of `source_ids`, for
             the golden file (`golden.jsonl`).
+        round_to_int8_grid: first round `model`'s weights, in place, to the grid the int8
+            file stores (`tf_distill.tflite.round_to_int8_grid`; what the pipeline does
+            before it evaluates the student), so that the int8 file holds exactly the
+            Keras model's weights. Evaluate the model after this, not before.
 
     A seq2seq export also holds `manifest.json` (the on-device contract: signature,
     tensor names, dtypes and shapes, special ids, tokenizer rules, lengths, each file's
@@ -168,6 +173,20 @@ def export_student(
             f"checks run on them). Received shape {source_ids.shape}."
         )
     special = special or {"start_id": 2, "end_id": 3, "pad_id": 0}
+    if source_texts is not None and len(source_texts) != len(source_ids):
+        raise ValueError(
+            f"`source_texts` must hold one text per row of `source_ids`. Received "
+            f"{len(source_texts)} texts for {len(source_ids)} rows."
+        )
+    if references is not None and len(references) != len(source_ids):
+        raise ValueError(
+            f"`references` must hold one entry per row of `source_ids`. Received "
+            f"{len(references)} for {len(source_ids)} rows."
+        )
+    if round_to_int8_grid:
+        from tf_distill.tflite import round_to_int8_grid as round_weights
+
+        round_weights(model)
     output_dir = Path(output_dir)
     final = output_dir / "export"
     tmp = output_dir / "export.tmp"
