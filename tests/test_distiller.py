@@ -148,10 +148,15 @@ def test_mixed_precision_student():
     assert all(np.isfinite(v) for v in history.history["loss"])
 
 
+def student_copy(model):
+    return keras.Model.from_config(model.get_config())
+
+
 def test_without_teacher_is_plain_masked_cross_entropy(models):
     _, student = models
     x, y = seq2seq_data(8)
-    trainer = Distiller(None, student, alpha=1.0)
+    trainer = Distiller(None, student)  # alpha defaults to 1 without a teacher
+    assert trainer.alpha == 1.0 and Distiller(student, student_copy(student)).alpha == 0.5
     trainer.compile(optimizer="sgd")
     result = trainer.evaluate(x, y, verbose=0, return_dict=True)
     zs = student(x, training=False).numpy()

@@ -70,6 +70,7 @@ class Distiller(keras.Model):
         student: a built `keras.Model` with the same inputs, returning logits of the same
             vocabulary or class count.
         alpha: weight of the hard-label loss, in [0, 1]; 1 trains without the teacher.
+            Default: 0.5 with a teacher, 1 without one (`Distiller(None, model)`).
         temperature: softmax temperature T > 0 of the distillation term.
         pad_token_id: label id that marks padding (token logits only).
         label_smoothing: eps in [0, 1) of the hard-label CE target (Szegedy et al., 2016);
@@ -87,7 +88,7 @@ class Distiller(keras.Model):
         self,
         teacher,
         student,
-        alpha=0.5,
+        alpha=None,
         temperature=2.0,
         pad_token_id=0,
         label_smoothing=0.0,
@@ -112,6 +113,8 @@ class Distiller(keras.Model):
             raise ValueError(
                 f"`label_smoothing` must be a number in [0, 1). Received: {label_smoothing!r}."
             )
+        if alpha is None:
+            alpha = 1.0 if teacher is None else 0.5
         if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 <= alpha <= 1:
             raise ValueError(f"`alpha` must be a number in [0, 1]. Received: alpha={alpha!r}.")
         if (
