@@ -108,3 +108,21 @@ def test_public_modules_are_reachable_and_the_runtime_stays_keras_free():
             "translate_texts",
         ],
     }
+
+
+def test_the_command_line_hides_tensorflows_start_up_lines():
+    """TF_CPP_MIN_LOG_LEVEL cannot silence TensorFlow's first C++ log lines; the command
+    line imports TensorFlow with stderr muted, so stderr stays empty."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "tf_distill", "info"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("tf_distill ") and "tensorflow 2." in result.stdout
+    assert result.stderr == ""

@@ -75,6 +75,7 @@ def _train(args):
     if args.output_dir:
         overrides.append(f"output_dir={args.output_dir}")
     config = config_lib.load(args.config, overrides)
+    _import_tensorflow_quietly()
     from tf_distill.pipeline import run_pipeline
 
     report = run_pipeline(config, resume=args.resume)
@@ -92,6 +93,7 @@ def _export(args):
     from tf_distill import config as config_lib
 
     config_lib.finished_run_files(args.run_dir)  # a bad --run-dir fails before TF loads
+    _import_tensorflow_quietly()
     from tf_distill.pipeline import export_run
 
     summary = export_run(args.run_dir, args.overrides)
@@ -107,10 +109,14 @@ def _export(args):
 def _translate(args):
     from tf_distill import translate
 
+    if not args.format.startswith("tflite"):  # the TFLite formats need no TensorFlow
+        _import_tensorflow_quietly()
+
     return translate.main(args)
 
 
 def _info(args):
+    _import_tensorflow_quietly()
     import keras
     import tensorflow as tf
 
@@ -118,6 +124,29 @@ def _info(args):
     print(f"tensorflow {tf.__version__}")
     print(f"keras {keras.__version__} (backend: {keras.backend.backend()})")
     return 0
+
+
+def _import_tensorflow_quietly():
+    """Imports TensorFlow with file descriptor 2 pointed at /dev/null.
+
+    TensorFlow's C++ start-up lines (oneDNN and CUDA probes) are written before its logging
+    is set up, so TF_CPP_MIN_LOG_LEVEL does not silence them, and they would precede every
+    message of ours. A failing import still raises its exception (reported after stderr is
+    back). Set TF_CPP_MIN_LOG_LEVEL to 0 or 1 to see the lines.
+    """
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") in ("0", "1"):
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                import tensorflow  # noqa: F401
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
 
 
 def _configure_process():
