@@ -497,7 +497,7 @@ def test_quantized_files_are_judged_by_bleu_when_references_are_given(
 
 
 _NO_TENSORFLOW = """
-import json, sys
+import json, sys, warnings
 
 class _Refuse:
     def find_spec(self, name, path=None, target=None):
@@ -511,7 +511,10 @@ sentences = json.loads(sys.argv[2])
 found = {}
 for precision in ("fp32", "int8"):
     translator = Translator(sys.argv[1], precision, batch_size=4)
-    found[precision] = translator.translate(sentences)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        found[precision] = translator.translate(sentences)
+    found[precision + "_warnings"] = [str(w.message) for w in caught]
     found[precision + "_truncated"] = translator.last_truncated
 found["loaded"] = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"))
 print(json.dumps(found))
@@ -546,6 +549,8 @@ def test_runtime_translates_without_tensorflow_as_keras_does(exported, model, to
     assert found["loaded"] == []
     assert found["fp32"] == expected
     assert found["fp32_truncated"] == [s is overlong for s in sentences]
+    assert len(found["fp32_warnings"]) == 1
+    assert found["fp32_warnings"][0].startswith("1 of 9 sentences are longer than the model's 15")
     # int8 in batches of 4 equals the int8 file run one sentence at a time.
     one_by_one = tflite_runner(exported[0] / "export" / "student_int8.tflite")
     for sentence, got in zip(sentences, found["int8"], strict=True):

@@ -10,19 +10,20 @@ a mobile implementation can compare itself with:
     translator.translate(["The cat sleeps.", "Where is the station?"])
 
 Each call tokenizes the sentences, cuts any longer than the model takes (as the Keras path
-and `tf-distill translate` do; `last_truncated` says which), decodes them in batches of
-similar length through the model's `translate` signature (greedy decoding inside the
-graph) and detokenizes the output ids.
+and `tf-distill translate` do, with a `TFDistillWarning`; `last_truncated` says which),
+decodes them in batches of similar length through the model's `translate` signature
+(greedy decoding inside the graph) and detokenizes the output ids.
 """
 
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from tf_distill.data.tokenizer import Tokenizer
-from tf_distill.errors import TranslateError
+from tf_distill.errors import TFDistillWarning, TranslateError
 
 FILES = {
     "int8": "student_int8.tflite",
@@ -150,6 +151,14 @@ class Translator:
                 )
         start = time.perf_counter()
         rows, self.last_truncated = self.encode(sentences)
+        if any(self.last_truncated):
+            warnings.warn(
+                f"{sum(self.last_truncated)} of {len(sentences)} sentences are longer than "
+                f"the model's {self.max_source_tokens} source tokens and were cut to that "
+                "length (last_truncated says which).",
+                TFDistillWarning,
+                stacklevel=2,
+            )
         texts = [self.target_tokenizer.detokenize(ids) for ids in self.translate_ids(rows)]
         self.last_latency_ms = (time.perf_counter() - start) * 1000
         return texts[0] if single else texts
