@@ -639,3 +639,67 @@ def test_round_to_int8_grid_argument_and_argument_checks(tokenizer, tmp_path):
     assert quantized > 0
     changed = [not np.array_equal(a, b) for a, b in zip(clone.get_weights(), before, strict=True)]
     assert any(changed)  # rounded in place
+
+
+def test_beam_search_files_decode_as_the_keras_beam_search(tokenizer, tmp_path):
+    """`beam_size`: a translate_beam signature in the SavedModel and one beam file per TFLite
+    precision; fp32 gives Keras' beam output; the runtime decodes with it, batched."""
+    from tf_distill.decoding import beam_search
+    from tf_distill.runtime import Translator
+
+    # Without the shared fixture's raised end bias, which makes every beam end at once.
+    keras.utils.set_random_seed(5)
+    model = build_transformer(
+        tokenizer.vocabulary_size, MAX_SEQUENCE_LENGTH, 1, 2, 16, 32, dropout=0.0
+    )
+    perturb_weights(model, 0.3, seed=2)
+
+    tokenizer.save(tmp_path / "tokenizer", "source")
+    tokenizer.save(tmp_path / "tokenizer", "target")
+    metadata = export_student(
+        model,
+        tmp_path,
+        _source_ids(tokenizer, SENTENCES),
+        MAX_LENGTH,
+        special=SPECIAL,
+        tokenizer_dir=tmp_path / "tokenizer",
+        min_sequence_agreement=0.0,
+        detokenize=tokenizer.detokenize,
+        source_texts=SENTENCES,
+        beam_size=3,
+    )
+    export = tmp_path / "export"
+    expected = []
+    for sentence in SENTENCES:
+        ids = np.array([tokenizer.tokenize(sentence)], np.int32)
+        out = beam_search(model, ids, MAX_LENGTH, 3, 0.6, **SPECIAL)
+        expected.append(tokenizer.detokenize(np.asarray(out))[0])
+    assert len(set(expected)) > 2  # outputs vary, so a mix-up would show
+    for precision in ("fp32", "fp16", "int8"):
+        path = export / f"student_{precision}_beam.tflite"
+        runner = tflite_runner(path, signature="translate_beam")
+        assert runner.interpreter.get_signature_list()["translate_beam"]["inputs"] == [
+            "encoder_token_ids"
+        ]
+        assert metadata["files"][f"tflite_{precision}_beam"]["signature"] == "translate_beam"
+    assert metadata["parity"]["tflite_fp32_beam"]["sequence_agreement"] >= 0.99
+    translator = Translator(tmp_path, "fp32", beam=True, batch_size=4)
+    assert translator.translate(SENTENCES) == expected
+    greedy = Translator(tmp_path, "fp32").translate(SENTENCES)
+    assert greedy != expected  # the beam file is not the greedy one
+    saved = tf.saved_model.load(str(export / "saved_model"))
+    ids = _source_ids(tokenizer, SENTENCES[:1])
+    got = saved.signatures["translate_beam"](encoder_token_ids=tf.constant(ids))
+    assert tokenizer.detokenize(got["output_token_ids"].numpy())[0] == expected[0]
+    result = translate_cli(
+        "--model", str(tmp_path), "--format", "tflite-fp32", "--beam", SENTENCES[0]
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == expected[0]
+    refused = translate_cli("--model", str(tmp_path), "--format", "keras", "--beam", "the cat")
+    assert refused.returncode == 2 and "use a tflite format" in refused.stderr
+    manifest = json.loads((export / "manifest.json").read_text())
+    assert manifest["beam_size"] == 3 and "translate_beam" in manifest["signatures"]
+    golden = json.loads((export / "golden.jsonl").read_text().splitlines()[0])
+    assert golden["outputs"]["keras_beam"]["output_text"] == expected[0]
+    assert "tflite_int8_beam" in golden["outputs"]

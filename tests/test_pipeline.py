@@ -66,6 +66,8 @@ def test_tiny_pipeline_report(tiny_run):
         assert (out / name).stat().st_size > 0, name
     assert "| BLEU (greedy) |" in (out / "report.md").read_text()
     assert "stage teacher: start" in result.stdout
+    assert result.stdout.count("stage teacher: start") == 1  # logged once, not twice
+    assert "INFO:tf_distill" not in result.stdout + result.stderr
     assert (out / "logs" / "student").is_dir()  # TensorBoard
 
 

@@ -42,6 +42,11 @@ def build_parser():
     )
     translate.add_argument("--threads", type=int, default=None, help="TFLite interpreter threads")
     translate.add_argument("--benchmark", action="store_true", help="print median latency")
+    translate.add_argument(
+        "--beam",
+        action="store_true",
+        help="beam search (the export's student_<precision>_beam.tflite; tflite formats)",
+    )
     translate.add_argument("sentences", nargs="*", metavar="SENTENCE")
     translate.set_defaults(handler=_translate)
     export = sub.add_parser(
@@ -163,6 +168,9 @@ def _configure_process():
         )
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    # TensorFlow gives the root logger a handler of its own: without this, every line
+    # would be printed twice.
+    logger.propagate = False
 
 
 def main(argv=None):

@@ -143,6 +143,10 @@ class ExportConfig:
     # evaluated and exported (tflite.round_to_int8_grid): the int8 file then stores the
     # evaluated model's own weights, and only activation rounding separates the two.
     round_to_int8_grid: bool = True
+    # Beam search on the device: a translate_beam signature with this many beams (GNMT
+    # length penalty 0.6) in student_<precision>_beam.tflite beside each greedy file.
+    # 1: greedy files only.
+    beam_size: int = 4
 
 
 @dataclasses.dataclass
@@ -489,6 +493,11 @@ def validate(config):
         "export.min_sequence_agreement must be in [0, 1].",
     )
     _check(config.export.parity_sentences > 0, "export.parity_sentences must be positive.")
+    _check(
+        config.export.beam_size >= 1,
+        f"export.beam_size must be >= 1 (1: greedy files only). "
+        f"Received: {config.export.beam_size}.",
+    )
     _check(
         config.export.max_bleu_drop is None or config.export.max_bleu_drop >= 0,
         f"export.max_bleu_drop must be >= 0, or null to require exact agreement. "

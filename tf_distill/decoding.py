@@ -255,8 +255,12 @@ def translate_texts(
     return out
 
 
-def make_translate_function(model, max_length, start_id=2, end_id=3, pad_id=0):
-    """Returns a `tf.function` (B, S) int32 source ids -> (B, max_length) int32 greedy ids.
+def make_translate_function(
+    model, max_length, start_id=2, end_id=3, pad_id=0, beam_size=1, length_penalty=0.6
+):
+    """Returns a `tf.function` (B, S) int32 source ids -> (B, max_length) int32 greedy ids
+    (with `beam_size` > 1: the best beam-search hypothesis, as `beam_search` gives it; the
+    beam loop converts to builtin TFLite ops just as well).
 
     Its input signature is `tf.TensorSpec((None, None), tf.int32, name="encoder_token_ids")`
     (any batch, any source length up to the model's `max_sequence_length`) and the cached
@@ -280,9 +284,16 @@ def make_translate_function(model, max_length, start_id=2, end_id=3, pad_id=0):
     >>> tflite_bytes = converter.convert()
     """
     parts = [_check(model, max_length, start_id, end_id, pad_id)]
+    _check_positive_int("beam_size", beam_size)
+    alpha = float(length_penalty)
 
     @tf.function(input_signature=[tf.TensorSpec((None, None), tf.int32, "encoder_token_ids")])
     def translate(encoder_token_ids):
+        if beam_size > 1:
+            out = _beam(
+                parts, encoder_token_ids, max_length, beam_size, alpha, start_id, end_id, pad_id
+            )
+            return out[0] if isinstance(out, tuple) else out
         return _greedy(parts, encoder_token_ids, max_length, start_id, end_id, pad_id, True)
 
     return translate

@@ -38,7 +38,7 @@ TFLITE_VARIANTS = {
 }
 
 
-def _signatures_module(model, max_length, special):
+def _signatures_module(model, max_length, special, beam_size=None, length_penalty=0.6):
     translate = decoding.make_translate_function(model, max_length, **special)
 
     @tf.function(
@@ -65,6 +65,16 @@ def _signatures_module(model, max_length, special):
     module.weights = [weight.value for weight in model.weights]
     module.forward = forward
     module.translate = translate_signature
+    if beam_size:
+        beam = decoding.make_translate_function(
+            model, max_length, beam_size=beam_size, length_penalty=length_penalty, **special
+        )
+
+        @tf.function(input_signature=[tf.TensorSpec((None, None), tf.int32, "encoder_token_ids")])
+        def translate_beam(encoder_token_ids):
+            return {"output_token_ids": beam(encoder_token_ids)}
+
+        module.translate_beam = translate_beam
     return module
 
 
@@ -112,6 +122,8 @@ def export_student(
     max_bleu_drop=0.5,
     source_texts=None,
     round_to_int8_grid=False,
+    beam_size=None,
+    length_penalty=0.6,
 ):
     """Exports `model` into `<output_dir>/export` and checks every artifact against Keras.
 
@@ -148,6 +160,14 @@ def export_student(
             file stores (`tf_distill.tflite.round_to_int8_grid`; what the pipeline does
             before it evaluates the student), so that the int8 file holds exactly the
             Keras model's weights. Evaluate the model after this, not before.
+        beam_size: seq2seq only, optional (> 1): also a `translate_beam` signature (beam
+            search with this many beams and the GNMT `length_penalty`, fixed at export
+            time) in the SavedModel and, for each TFLite format, a second file
+            `student_<precision>_beam.tflite` (one signature per file: two in one int8 file
+            keep a float copy of the embedding; docs/BENCHMARKS.md). The fp32 beam file
+            must give the Keras beam search's output on at least 99% of the parity
+            sentences; fp16 / int8 beam files are judged like the greedy ones, against the
+            Keras beam search.
 
     A seq2seq export also holds `manifest.json` (the on-device contract: signature,
     tensor names, dtypes and shapes, special ids, tokenizer rules, lengths, each file's
@@ -196,7 +216,17 @@ def export_student(
         if classifier:
             metadata = _export_classifier_into(model, tmp, source_ids, formats, int8_mode)
         else:
-            metadata = _export_into(model, tmp, source_ids, max_length, formats, special, int8_mode)
+            metadata = _export_into(
+                model,
+                tmp,
+                source_ids,
+                max_length,
+                formats,
+                special,
+                int8_mode,
+                beam_size if beam_size and beam_size > 1 else None,
+                length_penalty,
+            )
             if references is not None and detokenize is not None:
                 _add_bleu(metadata, references, detokenize)
         outputs = metadata.pop("_outputs", None)
@@ -257,6 +287,8 @@ def _write_bundle(directory, metadata, source_ids, outputs, detokenize, source_t
             }
         },
         "special_token_ids": special,
+        "beam_size": metadata.get("beam_size"),
+        "length_penalty": metadata.get("length_penalty"),
         "max_source_tokens": int(metadata["max_sequence_length"]) - 1,
         "max_output_tokens": int(metadata["max_decode_length"]),
         "tokenizers": tokenizers,
@@ -274,12 +306,20 @@ def _write_bundle(directory, metadata, source_ids, outputs, detokenize, source_t
             name: {
                 "path": entry["path"],
                 "bytes": entry["bytes"],
+                "signature": entry.get("signature"),
                 "quality": metadata["parity"].get(name),
             }
             for name, entry in metadata["files"].items()
         },
         "golden_file": "golden.jsonl",
     }
+    if metadata.get("beam_size"):
+        beam = dict(manifest["signatures"]["translate"])
+        beam["decoding"] = (
+            f"beam search inside the graph: {metadata['beam_size']} beams, GNMT length "
+            f"penalty {metadata['length_penalty']}, the best hypothesis out"
+        )
+        manifest["signatures"]["translate_beam"] = beam
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     with open(directory / "golden.jsonl", "w", encoding="utf-8") as golden:
         for i, row in enumerate(source_ids):
@@ -304,7 +344,17 @@ def _calibration_inputs(variant, int8_mode, signature, rows):
     return [{name: row[None, : max(1, int((row != 0).sum()))]} for row in rows]
 
 
-def _export_into(model, directory, source_ids, max_length, formats, special, int8_mode):
+def _export_into(
+    model,
+    directory,
+    source_ids,
+    max_length,
+    formats,
+    special,
+    int8_mode,
+    beam_size=None,
+    length_penalty=0.6,
+):
     metadata = _start_metadata(model, directory, "translation", "translate", int8_mode)
     metadata.update(
         special_token_ids=special,
@@ -314,14 +364,14 @@ def _export_into(model, directory, source_ids, max_length, formats, special, int
     reference = _decode_rows(
         lambda ids: decoding.greedy_decode(model, ids, max_length, **special), source_ids
     )
-    module = _signatures_module(model, max_length, special)
+    module = _signatures_module(model, max_length, special, beam_size, length_penalty)
+    signatures = {"translate": module.translate, "forward": module.forward}
+    if beam_size:
+        signatures["translate_beam"] = module.translate_beam
+        metadata.update(beam_size=int(beam_size), length_penalty=float(length_penalty))
     # The SavedModel is also the source of the TFLite conversions.
     path = directory / "saved_model"
-    tf.saved_model.save(
-        module,
-        str(path),
-        signatures={"translate": module.translate, "forward": module.forward},
-    )
+    tf.saved_model.save(module, str(path), signatures=signatures)
     if "saved_model" in formats:
         loaded = tf.saved_model.load(str(path))
         translate = loaded.signatures["translate"]
@@ -343,6 +393,28 @@ def _export_into(model, directory, source_ids, max_length, formats, special, int
         metadata["parity"]["saved_model"] = parity
         metadata["files"]["saved_model"] = {"path": "saved_model", "bytes": _size(path)}
         _LOG.info(f"export: saved_model {parity}")
+    if beam_size:
+        beam_reference = _decode_rows(
+            lambda ids: decoding.beam_search(
+                model, ids, max_length, beam_size, length_penalty, **special
+            ),
+            source_ids,
+        )
+        metadata["_outputs"] = {"keras_beam": beam_reference}
+        _tflite_files(
+            path,
+            directory,
+            formats,
+            int8_mode,
+            "translate_beam",
+            source_ids,
+            beam_reference,
+            _agreement,
+            metadata,
+            suffix="_beam",
+            keep_saved_model=True,
+        )
+        beam_outputs = metadata.pop("_outputs")
     _tflite_files(
         path,
         directory,
@@ -354,6 +426,8 @@ def _export_into(model, directory, source_ids, max_length, formats, special, int
         _agreement,
         metadata,
     )
+    if beam_size:
+        metadata["_outputs"].update(beam_outputs)
     return metadata
 
 
@@ -446,51 +520,65 @@ def _tflite_files(
     reference,
     compare,
     metadata,
+    suffix="",
+    keep_saved_model=False,
 ):
     """Converts each TFLite variant in `formats` from the SavedModel, runs it on `rows` one
-    at a time and compares with `reference`; drops the SavedModel if it was not asked for."""
-    metadata["_outputs"] = {"keras": reference}
+    at a time and compares with `reference`; drops the SavedModel if it was not asked for
+    (unless `keep_saved_model`). `suffix` names the files and entries of a second
+    signature (`_beam`: `student_int8_beam.tflite`, `tflite_int8_beam`)."""
+    metadata.setdefault("_outputs", {})
+    if not suffix:
+        metadata["_outputs"]["keras"] = reference
     for variant, filename in TFLITE_VARIANTS.items():
         if variant not in formats:
             continue
         start = time.perf_counter()
         calibration = _calibration_inputs(variant, int8_mode, signature, rows)
+        name = variant + suffix
+        filename = filename.replace(".tflite", f"{suffix}.tflite")
         content, ops = _convert_checked(
             saved_model_dir, variant, signature, calibration, directory / filename
         )
         got = _decode_rows(tflite_runner(content, signature=signature), rows)
-        metadata["_outputs"][variant] = got
+        metadata["_outputs"][name] = got
         parity = compare(reference, got)
         parity["conversion_s"] = round(time.perf_counter() - start, 2)
-        metadata["parity"][variant] = parity
-        metadata["files"][variant] = {
+        metadata["parity"][name] = parity
+        metadata["files"][name] = {
             "path": filename,
             "bytes": len(content),
             "ops": ops,
+            "signature": signature,
         }
         _LOG.info(f"export: {filename} ({len(content):,} bytes) {parity}")
-    if "saved_model" not in formats:
+    if "saved_model" not in formats and not keep_saved_model:
         shutil.rmtree(saved_model_dir)
 
 
 def _add_bleu(metadata, references, detokenize):
     """Corpus BLEU of the Keras model's and of each TFLite file's outputs on the parity rows."""
     outputs = metadata["_outputs"]
-    keras_bleu = evaluation.corpus_scores(detokenize(outputs["keras"]), references)[0]
+    keras_bleu = {
+        key: evaluation.corpus_scores(detokenize(outputs[key]), references)[0]
+        for key in ("keras", "keras_beam")
+        if key in outputs
+    }
     for variant, got in outputs.items():
-        if variant == "keras":
+        if variant.startswith("keras"):
             continue
+        against = keras_bleu["keras_beam" if variant.endswith("_beam") else "keras"]
         bleu = evaluation.corpus_scores(detokenize(got), references)[0]
         metadata["parity"][variant].update(
             bleu=round(bleu, 2),
-            keras_bleu=round(keras_bleu, 2),
-            bleu_drop=round(keras_bleu - bleu, 2),
+            keras_bleu=round(against, 2),
+            bleu_drop=round(against - bleu, 2),
         )
 
 
 def _check_parity(parities, min_agreement, max_bleu_drop=0.5):
     for variant, parity in parities.items():
-        exact = variant in ("saved_model", "tflite_fp32")
+        exact = variant in ("saved_model", "tflite_fp32", "tflite_fp32_beam")
         if not exact and "bleu_drop" in parity:
             parity["max_bleu_drop"] = max_bleu_drop
             if parity["bleu_drop"] > max_bleu_drop:
@@ -501,7 +589,9 @@ def _check_parity(parities, min_agreement, max_bleu_drop=0.5):
                     "Train the student longer or drop this format from export.formats."
                 )
             continue
-        needed = 1.0 if exact else min_agreement
+        # Beam search compares sums of log probabilities across hypotheses: a float
+        # rounding difference may swap two near-tied ones, so fp32 beam needs 99%, not all.
+        needed = (0.99 if variant == "tflite_fp32_beam" else 1.0) if exact else min_agreement
         if "label_agreement" in parity:
             key, what = "label_agreement", "test inputs get the same label"
         else:

@@ -678,6 +678,7 @@ class Run:
             detokenize=self.target_tokenizer.detokenize,
             max_bleu_drop=e.max_bleu_drop,
             source_texts=self.test_sources[: e.parity_sentences],
+            beam_size=e.beam_size,
         )
         self.export_summary = {
             "files": {k: v["bytes"] for k, v in metadata["files"].items()},

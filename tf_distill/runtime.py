@@ -31,6 +31,7 @@ FILES = {
     "fp32": "student_fp32.tflite",
 }
 SIGNATURE = "translate"
+BEAM_SIGNATURE = "translate_beam"
 INPUT_NAME = "encoder_token_ids"
 
 
@@ -54,6 +55,8 @@ class Translator:
         precision: `"int8"` (the smallest file), `"fp16"` or `"fp32"`.
         num_threads: interpreter threads (None: LiteRT's default).
         batch_size: sentences decoded per interpreter call.
+        beam: decode with beam search (the export's `student_<precision>_beam.tflite`,
+            made when the export has a `beam_size`) instead of greedily.
 
     Attributes:
         max_source_tokens: the longest source the model takes, in tokens.
@@ -62,7 +65,7 @@ class Translator:
         load_ms: time taken to load the model and the tokenizers.
     """
 
-    def __init__(self, model_dir, precision="int8", num_threads=None, batch_size=16):
+    def __init__(self, model_dir, precision="int8", num_threads=None, batch_size=16, beam=False):
         start = time.perf_counter()
         if precision not in FILES:
             raise TranslateError(
@@ -86,11 +89,14 @@ class Translator:
             raise TranslateError(
                 f"{self.export_dir} holds a {self.metadata['task']} model, not a translator."
             )
-        path = self.export_dir / FILES[precision]
+        name = FILES[precision].replace(".tflite", "_beam.tflite" if beam else ".tflite")
+        path = self.export_dir / name
         if not path.is_file():
+            what = f"{precision} beam-search" if beam else precision
             raise TranslateError(
-                f"{path} is missing: this export has no {precision} file. Exported: "
+                f"{path} is missing: this export has no {what} file. Exported: "
                 f"{sorted(self.metadata.get('files', {}))}."
+                + (" Export with a beam size (export.beam_size) for beam search." if beam else "")
             )
         tokenizer_dir = self.export_dir / "tokenizer"
         try:
@@ -104,7 +110,9 @@ class Translator:
 
         try:
             self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-            self._runner = self.interpreter.get_signature_runner(SIGNATURE)
+            self._runner = self.interpreter.get_signature_runner(
+                BEAM_SIGNATURE if beam else SIGNATURE
+            )
         except Exception as error:  # a corrupt file fails in the interpreter's own way
             raise TranslateError(
                 f"{path} could not be loaded ({type(error).__name__}: {str(error)[:200]}). "

@@ -9,7 +9,11 @@ reads). The signature's input and output tensors keep their names.
 import numpy as np
 import tensorflow as tf
 
-SIGNATURE_INPUTS = {"translate": "encoder_token_ids", "classify": "token_ids"}
+SIGNATURE_INPUTS = {
+    "translate": "encoder_token_ids",
+    "translate_beam": "encoder_token_ids",
+    "classify": "token_ids",
+}
 
 
 def convert_tflite(saved_model_dir, variant, signature="translate", calibration_inputs=None):

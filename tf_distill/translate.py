@@ -37,7 +37,7 @@ def find_export_dir(model_dir):
 class Translator:
     """Translates sentences with one exported format of a student."""
 
-    def __init__(self, model_dir, fmt="tflite-int8", num_threads=None):
+    def __init__(self, model_dir, fmt="tflite-int8", num_threads=None, beam=False):
         from tf_distill.data import Tokenizer
 
         if fmt not in FORMATS:
@@ -64,6 +64,11 @@ class Translator:
                 f"tokenizer files in {tokenizer_dir} are unusable: {error}"
             ) from None
         self.max_length = int(self.metadata["max_sequence_length"]) - 1
+        if beam and not fmt.startswith("tflite"):
+            raise TranslateError(
+                f"--beam runs the exported beam-search files: use a tflite format, not {fmt!r}."
+            )
+        self.beam = beam
         self._run = self._load(fmt, path, num_threads)
 
     def _load(self, fmt, path, num_threads):
@@ -73,7 +78,9 @@ class Translator:
                 from tf_distill import runtime
 
                 precision = fmt.split("-")[1]
-                return runtime.Translator(self.export_dir, precision, num_threads).translate_ids
+                return runtime.Translator(
+                    self.export_dir, precision, num_threads, beam=self.beam
+                ).translate_ids
             import tensorflow as tf
 
             if fmt == "saved_model":
@@ -113,7 +120,7 @@ class Translator:
 
 def main(args):
     sentences = args.sentences or [line.rstrip("\n") for line in sys.stdin]
-    translator = Translator(args.model, args.format, num_threads=args.threads)
+    translator = Translator(args.model, args.format, num_threads=args.threads, beam=args.beam)
     times = []
     for sentence in sentences:
         if not sentence.strip():
