@@ -9,7 +9,8 @@ Cases, each translating one sentence per call (batch 1), the way an app does:
 - `student keras`: the same on `export/student.keras`.
 - `saved_model`: the `translate` signature of `export/saved_model`.
 - `tflite fp32 / fp16 / int8`: the `translate` signature through the LiteRT interpreter,
-  with 1 and 2 interpreter threads.
+  with 1 and 2 interpreter threads; where the export has beam files
+  (`student_<precision>_beam.tflite`), their `translate_beam` signature with 1 thread.
 
 Sentences: English sides of `tf_distill.data.generate_corpus` (a seed that is not the
 training seed), tokenized with the run's source tokenizer, truncated to the model's length.
@@ -128,6 +129,14 @@ def make_cases(run_dir, metadata):
             cases[f"student tflite {name} ({threads} thr)"] = (
                 tflite_runner(export / filename, num_threads=threads),
                 export / filename,
+            )
+    beam_size = metadata.get("beam_size")
+    for name, filename in TFLITE.items():  # an export with beam_size has beam files too
+        path = export / filename.replace(".tflite", "_beam.tflite")
+        if path.is_file():
+            cases[f"student tflite {name} beam {beam_size} (1 thr)"] = (
+                tflite_runner(path, num_threads=1, signature="translate_beam"),
+                path,
             )
     return cases, teacher, student
 
