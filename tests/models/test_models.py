@@ -160,3 +160,26 @@ def test_bad_arguments(kwargs, match):
 def test_classifier_needs_two_classes():
     with pytest.raises(ValueError, match="`num_classes` must be at least 2"):
         build_classifier(V, 1, L, **SMALL)
+
+
+def test_an_input_longer_than_the_model_takes_gets_a_clear_error():
+    """Instead of TensorFlow's 'Expected size[0] in [0, 8], but got 12 [Op:Slice]'."""
+    import numpy as np
+    import pytest
+
+    from tf_distill.models import build_transformer
+
+    model = build_transformer(30, 8, 1, 2, 8, 16)
+    long_source = {
+        "encoder_token_ids": np.ones((1, 12), "int32"),
+        "decoder_token_ids": np.ones((1, 5), "int32"),
+    }
+    with pytest.raises(
+        ValueError, match=r"has 12 positions, but `encoder_embedding` takes at most 8"
+    ):
+        model(long_source)
+    fits = {
+        "encoder_token_ids": np.ones((1, 8), "int32"),
+        "decoder_token_ids": np.ones((1, 8), "int32"),
+    }
+    assert model(fits).shape == (1, 8, 30)

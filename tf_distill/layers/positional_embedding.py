@@ -101,6 +101,17 @@ class PositionalEmbedding(keras.layers.Layer):
         if reverse:
             kernel = tf.cast(self.token_embeddings, self.compute_dtype)
             return tf.einsum("btd,vd->btv", inputs, kernel)  # (B, T, V)
+        length = inputs.shape[1] if len(inputs.shape) > 1 else None
+        if length is not None and isinstance(start_index, int):
+            # A static check only: a runtime assert would put a non-builtin op in TFLite.
+            if start_index + length > self.max_sequence_length:
+                raise ValueError(
+                    f"The input has {start_index + length} positions, but `{self.name}` "
+                    f"takes at most {self.max_sequence_length} (its max_sequence_length). "
+                    "Cut the token ids to that length first (Tokenizer.encode_batch(texts, "
+                    "max_length) does), or build the model with a larger "
+                    "max_sequence_length."
+                )
         token_ids = tf.cast(inputs, tf.int32)
         tokens = tf.gather(tf.cast(self.token_embeddings, self.compute_dtype), token_ids)
         tokens = tokens * tf.cast(math.sqrt(self.hidden_dim), self.compute_dtype)  # (B, T, D)
