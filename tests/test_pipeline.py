@@ -160,6 +160,14 @@ def test_translate_cli_errors(tmp_path):
             ["--config", TINY, "--set", "distillation.transfer_path=/no/file"],
             "distillation.transfer_path '/no/file' does not exist",
         ),
+        (["--config", TINY, "--set", "training.seed=-1"], "training.seed must be >= 0"),
+        (["--config", TINY, "--set", "export.max_decode_length=-3"], "must be positive"),
+        (
+            ["--config", TINY, "--set", "data.source=tsv", "--set", f"data.path={TINY}"]
+            + ["--set", "data.source_column=1", "--set", "data.target_column=1"],
+            "data.source_column and data.target_column must differ",
+        ),
+        (["--config", TINY, "--resume"], "holds no run to resume (no config.json)"),
     ],
 )
 def test_config_errors_exit_2_and_write_nothing(tmp_path, args, message):
@@ -169,6 +177,17 @@ def test_config_errors_exit_2_and_write_nothing(tmp_path, args, message):
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not out.exists()
+
+
+def test_an_output_dir_that_is_a_file_or_cannot_be_made_exits_2(tmp_path):
+    a_file = tmp_path / "taken"
+    a_file.write_text("not a directory")
+    result = train("--config", TINY, "--output-dir", str(a_file))
+    assert result.returncode == 2 and "is a file, not a directory" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    result = train("--config", TINY, "--output-dir", str(a_file / "run"))
+    assert result.returncode == 2 and "cannot be created or written" in result.stderr
+    assert a_file.read_text() == "not a directory"
 
 
 def test_bad_data_file_found_mid_run_leaves_nothing(tmp_path):

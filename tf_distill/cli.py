@@ -4,6 +4,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 from tf_distill.errors import ExportError, TFDistillError
 from tf_distill.version import __version__
@@ -80,6 +81,11 @@ def _train(args):
     if args.output_dir:
         overrides.append(f"output_dir={args.output_dir}")
     config = config_lib.load(args.config, overrides)
+    if args.resume and not (Path(config.output_dir) / "config.json").is_file():
+        raise config_lib.ConfigError(
+            f"--resume: {config.output_dir!r} holds no run to resume (no config.json). "
+            "Drop --resume to start a new run there, or point --output-dir at the run."
+        )
     _import_tensorflow_quietly()
     from tf_distill.pipeline import run_pipeline
 

@@ -8,6 +8,7 @@ TensorFlow, so a bad config is reported at once.
 
 import dataclasses
 import json
+import os
 import typing
 from pathlib import Path
 
@@ -318,6 +319,24 @@ def _check(condition, message):
         raise ConfigError(message)
 
 
+def _check_output_dir(output_dir):
+    """The output directory is a directory, or can be made as one (nothing is written)."""
+    path = Path(output_dir)
+    _check(
+        not path.exists() or path.is_dir(),
+        f"output_dir {output_dir!r} is a file, not a directory. Choose another output_dir "
+        "(or --output-dir).",
+    )
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    _check(
+        existing.is_dir() and os.access(existing, os.W_OK | os.X_OK),
+        f"output_dir {output_dir!r} cannot be created or written: {str(existing)!r} is not a "
+        "writable directory. Choose another output_dir (or --output-dir).",
+    )
+
+
 def validate(config):
     """Cross-field checks; raises ConfigError naming the key and the allowed values."""
     data = config.data
@@ -325,6 +344,25 @@ def validate(config):
         data.source in DATA_SOURCES,
         f"data.source must be one of {list(DATA_SOURCES)}. Received: {data.source!r}.",
     )
+    for key, value in (("data.seed", data.seed), ("training.seed", config.training.seed)):
+        _check(value >= 0, f"{key} must be >= 0 (a random seed). Received: {value}.")
+    if data.source == "tsv":
+        _check(
+            data.source_column >= 0 and data.target_column >= 0,
+            "data.source_column and data.target_column must be >= 0 (0 is the first "
+            f"column). Received: {data.source_column} and {data.target_column}.",
+        )
+        _check(
+            data.source_column != data.target_column,
+            "data.source_column and data.target_column must differ. Received: both "
+            f"{data.source_column}.",
+        )
+    _check(
+        config.export.max_decode_length is None or config.export.max_decode_length > 0,
+        "export.max_decode_length must be positive, or null for training.max_sequence_length. "
+        f"Received: {config.export.max_decode_length}.",
+    )
+    _check_output_dir(config.output_dir)
     if data.source in ("tsv", "parallel"):
         _check(data.path, f"data.path is required when data.source is {data.source!r}.")
         _check(

@@ -116,7 +116,13 @@ class Run:
 
     def _run_stages(self):
         c = self.config
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(
+                f"output_dir {str(self.output_dir)!r} cannot be created ({error.strerror}). "
+                "Choose another output_dir (or --output-dir)."
+            ) from None
         (self.output_dir / "config.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n")
         keras.utils.set_random_seed(c.training.seed)
         self._stage("data", self._data)
