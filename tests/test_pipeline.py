@@ -118,9 +118,12 @@ def test_export_cli_re_exports_a_run(tiny_run, tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "tflite_fp32:" in result.stdout and "100.0% identical to Keras" in result.stdout
     meta = json.loads((run_dir / "export" / "export.json").read_text())
-    assert set(meta["parity"]) == {"saved_model", "tflite_fp32"}
+    # The formats asked for, each with its beam-search twin (export.beam_size 4).
+    assert set(meta["parity"]) == {"saved_model", "tflite_fp32", "tflite_fp32_beam"}
     assert meta["parity"]["tflite_fp32"]["sequence_agreement"] == 1.0
+    assert meta["parity"]["tflite_fp32_beam"]["sequence_agreement"] >= 0.99
     assert not (run_dir / "export" / "student_int8.tflite").exists()  # the old export is gone
+    assert not (run_dir / "export" / "student_int8_beam.tflite").exists()
 
     missing = subprocess.run(
         [sys.executable, "-m", "tf_distill", "export", "--run-dir", str(tmp_path / "nothing")],
