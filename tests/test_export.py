@@ -703,3 +703,11 @@ def test_beam_search_files_decode_as_the_keras_beam_search(tokenizer, tmp_path):
     golden = json.loads((export / "golden.jsonl").read_text().splitlines()[0])
     assert golden["outputs"]["keras_beam"]["output_text"] == expected[0]
     assert "tflite_int8_beam" in golden["outputs"]
+
+
+def test_runtime_beam_without_beam_files_says_how_to_get_them(exported):
+    from tf_distill.errors import TranslateError
+    from tf_distill.runtime import Translator
+
+    with pytest.raises(TranslateError, match=r"no fp32 beam-search file.*export.beam_size"):
+        Translator(exported[0], "fp32", beam=True)

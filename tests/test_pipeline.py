@@ -193,6 +193,24 @@ def test_an_output_dir_that_is_a_file_or_cannot_be_made_exits_2(tmp_path):
     assert a_file.read_text() == "not a directory"
 
 
+def test_an_output_dir_the_system_refuses_is_a_config_error(tmp_path, monkeypatch):
+    """Checks before the run cannot foresee everything (a read-only or special file
+    system): a failing mkdir still ends as a ConfigError naming output_dir."""
+    from tf_distill import config as config_lib
+    from tf_distill.pipeline import run_pipeline
+
+    config = config_lib.load(TINY, [f"output_dir={tmp_path / 'refused'}"])
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    with pytest.raises(config_lib.ConfigError, match="cannot be created \\(Permission denied\\)"):
+        run_pipeline(config)
+    monkeypatch.undo()
+    assert not (tmp_path / "refused").exists()
+
+
 def test_bad_data_file_found_mid_run_leaves_nothing(tmp_path):
     """The data file exists (config checks pass) but is malformed: a DataError at the data
     stage, after config.json was written; the fresh run removes it again."""

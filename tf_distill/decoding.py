@@ -18,12 +18,14 @@ D model width, L decoder layers, N heads, H head size.
 
 import collections
 import numbers
+import warnings
 import weakref
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_distill.errors import TFDistillWarning
 from tf_distill.layers import Decoder, Encoder, PaddingMask, PositionalEmbedding
 
 # Log-probability of an impossible hypothesis. Finite, so that sums and the length penalty
@@ -223,10 +225,6 @@ def translate_texts(
     Returns:
         A list of `len(texts)` strings.
     """
-    import warnings
-
-    from tf_distill.errors import TFDistillWarning
-
     target_tokenizer = target_tokenizer or source_tokenizer
     first = model[0] if isinstance(model, list | tuple) else model
     parts = seq2seq_parts(first)

@@ -400,7 +400,7 @@ def _export_into(
             ),
             source_ids,
         )
-        metadata["_outputs"] = {"keras_beam": beam_reference}
+        metadata["_outputs"] = {"keras_beam": beam_reference}  # the greedy call adds "keras"
         _tflite_files(
             path,
             directory,
@@ -414,7 +414,6 @@ def _export_into(
             suffix="_beam",
             keep_saved_model=True,
         )
-        beam_outputs = metadata.pop("_outputs")
     _tflite_files(
         path,
         directory,
@@ -426,8 +425,6 @@ def _export_into(
         _agreement,
         metadata,
     )
-    if beam_size:
-        metadata["_outputs"].update(beam_outputs)
     return metadata
 
 

@@ -43,7 +43,7 @@ def find_export_dir(path):
             return candidate
     raise TranslateError(
         f"{str(path)!r} holds no export (no export.json). Pass a run's output directory "
-        "or its export/ folder, e.g. saved_models/small."
+        "or its export/ folder, e.g. saved_models/small (--model on the command line)."
     )
 
 

@@ -8,11 +8,11 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from tf_distill.errors import TranslateError  # noqa: F401  (raised here; re-exported)
+from tf_distill.runtime import find_export_dir
 
 FORMATS = {
     "tflite-int8": "student_int8.tflite",
@@ -21,17 +21,6 @@ FORMATS = {
     "saved_model": "saved_model",
     "keras": "student.keras",
 }
-
-
-def find_export_dir(model_dir):
-    model_dir = Path(model_dir)
-    for candidate in (model_dir, model_dir / "export"):
-        if (candidate / "export.json").is_file():
-            return candidate
-    raise TranslateError(
-        f"{str(model_dir)!r} holds no export (no export.json). Pass a run's output directory "
-        "or its export/ folder, e.g. --model saved_models/small."
-    )
 
 
 class Translator:
