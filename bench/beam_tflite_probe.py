@@ -36,16 +36,14 @@ def perturbed(model, scale, seed):
     return model
 
 
-def signature(parts, max_length, beam_size):
+def signature(model, max_length, beam_size):
     spec = [tf.TensorSpec((None, None), tf.int32, "encoder_token_ids")]
-    if beam_size is None:
-        body = lambda ids: decoding._greedy(parts, ids, max_length, *SPECIAL, True)  # noqa: E731
-    else:
-        body = lambda ids: decoding._beam(parts, ids, max_length, beam_size, 0.6, *SPECIAL)  # noqa: E731
+    translate = decoding.make_translate_function(
+        model, max_length, *SPECIAL, beam_size=beam_size or 1, length_penalty=0.6
+    )
 
     def run(encoder_token_ids):
-        out = body(encoder_token_ids)
-        return {"output_token_ids": out[0] if isinstance(out, tuple) else out}
+        return {"output_token_ids": translate(encoder_token_ids)}
 
     return tf.function(run, input_signature=spec)
 
@@ -55,7 +53,7 @@ def parity():
     model = perturbed(build_transformer(40, 16, 1, 2, 16, 32, dropout=0.0), 0.3, seed=0)
     bias = model.get_layer("output_projection").bias
     bias.assign(bias.numpy() + 2.0 * np.eye(40, dtype="float32")[3])  # some rows end early
-    beam = signature([decoding._check(model, 12, *SPECIAL)], 12, 4)
+    beam = signature(model, 12, 4)
     holder = tf.Module()
     holder.weights = [w.value for w in model.weights]
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
@@ -76,11 +74,10 @@ def parity():
 def sizes():
     keras.utils.set_random_seed(4)
     model = perturbed(build_transformer(500, 32, 2, 4, 64, 256, dropout=0.0), 0.05, seed=1)
-    parts = [decoding._check(model, 24, *SPECIAL)]
     module = tf.Module()
     module.weights = [w.value for w in model.weights]
-    module.translate = signature(parts, 24, None)
-    module.translate_beam = signature(parts, 24, 4)
+    module.translate = signature(model, 24, None)
+    module.translate_beam = signature(model, 24, 4)
     path = os.path.join(tempfile.mkdtemp(), "saved_model")
     tf.saved_model.save(
         module,

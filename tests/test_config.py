@@ -110,16 +110,3 @@ def test_jit_compile_auto_follows_the_visible_devices():
     assert cfg.resolve_jit_compile("auto") is bool(tf.config.list_physical_devices("GPU"))
     assert cfg.resolve_jit_compile(True) is True
     assert cfg.resolve_jit_compile(False) is False
-
-
-def test_finished_run_files_name_what_is_missing(tmp_path):
-    with pytest.raises(cfg.ConfigError, match="holds no config.json"):
-        cfg.finished_run_files(tmp_path)
-    (tmp_path / "config.json").write_text("{}")
-    with pytest.raises(cfg.ConfigError, match="holds no student.keras.*--resume"):
-        cfg.finished_run_files(tmp_path)
-    (tmp_path / "student.keras").write_bytes(b"")
-    assert cfg.finished_run_files(tmp_path) == (
-        tmp_path / "config.json",
-        tmp_path / "student.keras",
-    )

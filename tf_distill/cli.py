@@ -4,9 +4,9 @@ import argparse
 import logging
 import os
 import sys
-from pathlib import Path
 
 from tf_distill.errors import ExportError, TFDistillError
+from tf_distill.run_dir import RunDirectory
 from tf_distill.version import __version__
 
 
@@ -81,11 +81,7 @@ def _train(args):
     if args.output_dir:
         overrides.append(f"output_dir={args.output_dir}")
     config = config_lib.load(args.config, overrides)
-    if args.resume and not (Path(config.output_dir) / "config.json").is_file():
-        raise config_lib.ConfigError(
-            f"--resume: {config.output_dir!r} holds no run to resume (no config.json). "
-            "Drop --resume to start a new run there, or point --output-dir at the run."
-        )
+    RunDirectory(config.output_dir).check_start(args.resume)  # before TensorFlow loads
     _import_tensorflow_quietly()
     from tf_distill.pipeline import run_pipeline
 
@@ -101,9 +97,7 @@ def _train(args):
 
 
 def _export(args):
-    from tf_distill import config as config_lib
-
-    config_lib.finished_run_files(args.run_dir)  # a bad --run-dir fails before TF loads
+    RunDirectory(args.run_dir).finished_run_files()  # a bad --run-dir fails before TF loads
     _import_tensorflow_quietly()
     from tf_distill.pipeline import export_run
 

@@ -8,11 +8,11 @@ TensorFlow, so a bad config is reported at once.
 
 import dataclasses
 import json
-import os
 import typing
 from pathlib import Path
 
 from tf_distill.errors import ConfigError  # noqa: F401  (raised here; re-exported)
+from tf_distill.run_dir import RunDirectory
 
 
 @dataclasses.dataclass
@@ -92,6 +92,11 @@ class DistillationConfig:
     # Also train the student architecture on the teacher-labelled pairs with
     # cross-entropy alone (no KL term), to show what the KL term itself adds.
     ce_only_ablation: bool = False
+    # Batch sizes of the teacher's passes over the student's data: pairs per call when its
+    # top-k logits are cached, sources per call when it translates (sequence-level KD,
+    # transfer set). Inference only, so larger than training.batch_size.
+    teacher_batch_size: int = 128
+    translation_batch_size: int = 256
 
 
 @dataclasses.dataclass
@@ -158,6 +163,7 @@ class EvaluationConfig:
     num_samples: int = 5  # sample translations in the report
     valid_sentences: int = 100  # validation sources decoded for the per-epoch BLEU
     bootstrap_samples: int = 1000  # paired bootstrap resamples of the BLEU differences
+    batch_size: int = 64  # test / validation sources decoded per call
 
 
 @dataclasses.dataclass
@@ -319,24 +325,6 @@ def _check(condition, message):
         raise ConfigError(message)
 
 
-def _check_output_dir(output_dir):
-    """The output directory is a directory, or can be made as one (nothing is written)."""
-    path = Path(output_dir)
-    _check(
-        not path.exists() or path.is_dir(),
-        f"output_dir {output_dir!r} is a file, not a directory. Choose another output_dir "
-        "(or --output-dir).",
-    )
-    existing = path
-    while not existing.exists():
-        existing = existing.parent
-    _check(
-        existing.is_dir() and os.access(existing, os.W_OK | os.X_OK),
-        f"output_dir {output_dir!r} cannot be created or written: {str(existing)!r} is not a "
-        "writable directory. Choose another output_dir (or --output-dir).",
-    )
-
-
 def validate(config):
     """Cross-field checks; raises ConfigError naming the key and the allowed values."""
     data = config.data
@@ -362,7 +350,7 @@ def validate(config):
         "export.max_decode_length must be positive, or null for training.max_sequence_length. "
         f"Received: {config.export.max_decode_length}.",
     )
-    _check_output_dir(config.output_dir)
+    RunDirectory(config.output_dir).check_output_dir()
     if data.source in ("tsv", "parallel"):
         _check(data.path, f"data.path is required when data.source is {data.source!r}.")
         _check(
@@ -549,6 +537,10 @@ def validate(config):
     _check(e.beam_size > 0, f"evaluation.beam_size must be positive. Received: {e.beam_size}.")
     _check(e.max_sentences > 0, "evaluation.max_sentences must be positive.")
     _check(e.valid_sentences > 0, "evaluation.valid_sentences must be positive.")
+    _check(e.batch_size > 0, f"evaluation.batch_size must be positive. Received: {e.batch_size}.")
+    for key in ("teacher_batch_size", "translation_batch_size"):
+        value = getattr(config.distillation, key)
+        _check(value > 0, f"distillation.{key} must be positive. Received: {value}.")
     _check(
         e.bootstrap_samples >= 100,
         f"evaluation.bootstrap_samples must be >= 100. Received: {e.bootstrap_samples}.",
@@ -577,21 +569,3 @@ def resolve_jit_compile(setting):
     import tensorflow as tf
 
     return bool(tf.config.list_physical_devices("GPU"))
-
-
-def finished_run_files(run_dir):
-    """`(config.json, student.keras)` of a run directory written by `train`; a ConfigError
-    naming what is missing otherwise. Cheap: TensorFlow is not imported."""
-    run_dir = Path(run_dir)
-    config_path, student_path = run_dir / "config.json", run_dir / "student.keras"
-    if not config_path.is_file():
-        raise ConfigError(
-            f"{str(run_dir)!r} holds no config.json. Pass a directory written by "
-            "`tf-distill train`, e.g. --run-dir saved_models/small."
-        )
-    if not student_path.is_file():
-        raise ConfigError(
-            f"{str(run_dir)!r} holds no student.keras: the run did not finish training its "
-            "student. Finish it with `tf-distill train --config ... --resume` first."
-        )
-    return config_path, student_path

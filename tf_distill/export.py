@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from tf_distill import decoding, evaluation
 from tf_distill.errors import ExportError  # noqa: F401  (raised here; re-exported)
+from tf_distill.models import classifier_embedding, seq2seq_parts
 from tf_distill.tflite import (
     SIGNATURE_INPUTS,
     builtin_names,
@@ -359,7 +360,7 @@ def _export_into(
     metadata.update(
         special_token_ids=special,
         max_decode_length=int(max_length),
-        max_sequence_length=int(model.get_layer("encoder_embedding").max_sequence_length),
+        max_sequence_length=seq2seq_parts(model).max_sequence_length,
     )
     reference = _decode_rows(
         lambda ids: decoding.greedy_decode(model, ids, max_length, **special), source_ids
@@ -463,7 +464,7 @@ def _export_classifier_into(model, directory, token_ids, formats, int8_mode):
     metadata = _start_metadata(model, directory, "classification", "classify", int8_mode)
     metadata.update(
         num_classes=int(model.outputs[0].shape[-1]),
-        max_sequence_length=int(model.get_layer("embedding").max_sequence_length),
+        max_sequence_length=int(classifier_embedding(model).max_sequence_length),
     )
     module = _classify_module(model)
     reference = _decode_rows(

@@ -1,7 +1,9 @@
 """`report.json`, `report.md` and `curves.png` for a finished run."""
 
-import json
-from pathlib import Path
+import dataclasses
+import os
+
+from tf_distill import run_dir as run_dir_lib
 
 FIXED_ROLES = ("teacher", "baseline", "student_ce", "student")
 METRICS = (
@@ -130,11 +132,41 @@ def _ratio(a, b):
     return None if not b else round(a / b, 4)
 
 
-def write_report(output_dir, report, run=None):
-    output_dir = Path(output_dir)
-    report = dict(report)
+@dataclasses.dataclass
+class RunResult:
+    """Everything the report describes, as the pipeline's stages returned it."""
+
+    results: dict  # role -> test metrics, plus "significance" and "evaluation"
+    data: dict  # pairs and split sizes (and the transfer set's)
+    config: dict  # the resolved config
+    timings: dict  # stage -> seconds
+    curves: dict  # role -> per-epoch curves
+    export: dict | None = None  # files and parity, or {"error": ...}
+    int8_rounding: dict | None = None
+    checkpoint_averaging: dict | None = None  # role -> validation BLEU before / after
+    sample_sources: list = dataclasses.field(default_factory=list)
+    sample_references: list = dataclasses.field(default_factory=list)
+
+    def to_dict(self):
+        """The body of report.json (before the ratios are added)."""
+        return {
+            **self.results,
+            "data": self.data,
+            "config": self.config,
+            "timings_s": self.timings,
+            "curves": self.curves,
+            "export": self.export,
+            "int8_rounding": self.int8_rounding,
+            "checkpoint_averaging": self.checkpoint_averaging or None,
+        }
+
+
+def write_report(run_dir, result):
+    """Writes report.json, report.md and curves.png of `result` (a `RunResult`) into
+    `run_dir` (a `tf_distill.run_dir.RunDirectory`); returns the report as a dict."""
+    report = result.to_dict()
     report["ratios"] = ratios(report)
-    (output_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    run_dir_lib.write_json(run_dir.report_json, report, indent=2)
     r = report["ratios"]
     lines = [
         "# tf_distill report",
@@ -167,11 +199,11 @@ def write_report(output_dir, report, run=None):
         )
     lines += _significance_lines(report)
     lines += _recipe_lines(report)
-    if run is not None and getattr(run, "sample_sources", None):
+    if result.sample_sources:
         lines += ["", "## Sample translations", ""]
-        for i, source in enumerate(run.sample_sources):
+        for i, source in enumerate(result.sample_sources):
             lines.append(f"{i + 1}. source: {source}")
-            lines.append(f"   - reference: {run.sample_references[i]}")
+            lines.append(f"   - reference: {result.sample_references[i]}")
             for role in report_roles(report):
                 if report[role].get("samples"):
                     lines.append(f"   - {role}: {report[role]['samples'][i]}")
@@ -194,8 +226,10 @@ def write_report(output_dir, report, run=None):
             lines.append(f"- {name}: {size:,} bytes{same}")
     lines += ["", "## Stage timings (s)", ""]
     lines += [f"- {name}: {seconds}" for name, seconds in report["timings_s"].items()]
-    (output_dir / "report.md").write_text("\n".join(lines) + "\n")
-    plot_curves(report.get("curves", {}), output_dir / "curves.png")
+    run_dir_lib.write_text(run_dir.report_md, "\n".join(lines) + "\n")
+    tmp = run_dir.curves_png.with_name(f".curves.{os.getpid()}.png")
+    plot_curves(report.get("curves", {}), tmp)
+    os.replace(tmp, run_dir.curves_png)
     return report
 
 
@@ -224,7 +258,8 @@ def plot_curves(curves, path):
     for ax in (loss_ax, bleu_ax):
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(fontsize=8)
+        if shown:
+            ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=100)

@@ -19,8 +19,8 @@ from tf_distill.data.synthetic import generate_corpus
 from tf_distill.data.tokenizer import SPECIAL_TOKENS, Tokenizer
 
 _LAZY = {
-    "make_seq2seq_dataset": "tf_distill.data.pipeline",
-    "make_classification_dataset": "tf_distill.data.pipeline",
+    "make_seq2seq_dataset": "tf_distill.data.datasets",
+    "make_classification_dataset": "tf_distill.data.datasets",
 }
 
 

@@ -83,3 +83,15 @@ def build_classifier(
     x = keras.layers.Dense(num_classes, dtype=dtype, name="classifier_head")(x)  # (B, C)
     logits = keras.layers.Activation("linear", dtype="float32", name="logits")(x)
     return keras.Model(inputs={"token_ids": token_ids}, outputs=logits, name=name)
+
+
+def classifier_embedding(model):
+    """The token embedding of a `build_classifier` model (its `max_sequence_length` is the
+    longest input the model takes)."""
+    layer = {layer.name: layer for layer in model.layers}.get("embedding")
+    if not isinstance(layer, PositionalEmbedding):
+        raise ValueError(
+            "Expected a classifier built by `tf_distill.build_classifier` (with a "
+            f"PositionalEmbedding named 'embedding'). Received: {model.name!r}."
+        )
+    return layer

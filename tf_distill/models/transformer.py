@@ -3,6 +3,8 @@
 Legend: B batch, T target length, S source length, D model width, V target vocabulary.
 """
 
+import collections
+
 import keras
 
 from tf_distill.layers import Decoder, Encoder, PaddingMask, PositionalEmbedding
@@ -148,3 +150,69 @@ def build_transformer(
         outputs=logits,
         name=name,
     )
+
+
+class Seq2SeqParts(
+    collections.namedtuple(
+        "Seq2SeqParts",
+        [
+            "encoder_embedding",
+            "encoder_padding_mask",
+            "encoder",
+            "decoder_embedding",
+            "decoder",
+            "output_projection",
+        ],
+    )
+):
+    """The layers of a `build_transformer` model that decoding and export call.
+
+    `output_projection` is the `Dense` layer, or None when the model ties its output
+    projection to `decoder_embedding` (logits = `decoder_embedding(states, reverse=True)`).
+    """
+
+    @property
+    def max_sequence_length(self):
+        """The longest source the encoder takes (and target the decoder produces)."""
+        return int(self.encoder_embedding.max_sequence_length)
+
+
+# The layers `build_transformer` names, and their types: the one place that knows them.
+_PART_TYPES = {
+    "encoder_embedding": PositionalEmbedding,
+    "encoder_padding_mask": PaddingMask,
+    "encoder": Encoder,
+    "decoder_embedding": PositionalEmbedding,
+    "decoder": Decoder,
+}
+
+
+def seq2seq_parts(model):
+    """Returns the `Seq2SeqParts` of a model built by `build_transformer` (also one
+    loaded back from a `.keras` file).
+
+    Raises:
+        ValueError: if `model` lacks one of the layers `build_transformer` creates, or has a
+            layer of that name of another type.
+    """
+    layers = {layer.name: layer for layer in getattr(model, "layers", ())}
+    problems = []
+    found = {}
+    for name, cls in _PART_TYPES.items():
+        if name not in layers:
+            problems.append(f"no layer named {name!r}")
+            continue
+        found[name] = layers[name]
+        if not isinstance(found[name], cls):
+            problems.append(f"{name!r} is a {type(found[name]).__name__}, not a {cls.__name__}")
+    projection = layers.get("output_projection")
+    if projection is not None and not isinstance(projection, keras.layers.Dense):
+        problems.append(f"'output_projection' is a {type(projection).__name__}, not a Dense")
+    if problems:
+        raise ValueError(
+            "Decoding needs a sequence-to-sequence model built by "
+            "`tf_distill.build_transformer`. Received: "
+            f"{type(model).__name__} {getattr(model, 'name', '')!r} with "
+            f"{'; '.join(problems)}."
+        )
+    return Seq2SeqParts(output_projection=projection, **found)

@@ -1,0 +1,98 @@
+"""The run directory: paths, fresh / resume checks, the lock, atomic writes."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tf_distill import run_dir as rd
+from tf_distill.errors import ConfigError
+
+
+def test_finished_run_files_name_what_is_missing(tmp_path):
+    run = rd.RunDirectory(tmp_path)
+    with pytest.raises(ConfigError, match="holds no config.json"):
+        run.finished_run_files()
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ConfigError, match="holds no student.keras.*--resume"):
+        run.finished_run_files()
+    (tmp_path / "student.keras").write_bytes(b"")
+    assert run.finished_run_files() == (tmp_path / "config.json", tmp_path / "student.keras")
+
+
+def test_check_start_fresh_and_resume(tmp_path):
+    run = rd.RunDirectory(tmp_path / "run")
+    run.check_start(resume=False)  # nothing there: a fresh run may start
+    with pytest.raises(ConfigError, match="holds no run to resume"):
+        run.check_start(resume=True)
+    run.create()
+    run.config_file.write_text("{}")
+    run.check_start(resume=False)  # a config alone (a run that failed early) is no run
+    (run.path / "state").mkdir()
+    with pytest.raises(ConfigError, match="already holds a run.*--resume"):
+        run.check_start(resume=False)
+    run.check_start(resume=True)
+
+
+def test_output_dir_that_is_a_file(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ConfigError, match="is a file, not a directory"):
+        rd.RunDirectory(tmp_path / "f").check_output_dir()
+
+
+def test_write_text_replaces_whole_files_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "a.json"
+    rd.write_json(path, {"x": 1})
+    rd.write_text(path, "second\n")
+    assert path.read_text() == "second\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+
+
+def test_replace_dir_keeps_one_whole_copy_at_every_step(tmp_path):
+    final = tmp_path / "state"
+    for epoch in (1, 2):
+        tmp = tmp_path / "state.tmp"
+        tmp.mkdir()
+        (tmp / "epoch").write_text(str(epoch))
+        rd.replace_dir(tmp, final)
+        assert (final / "epoch").read_text() == str(epoch)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state"]
+    # A kill between replace_dir's two moves leaves only `state.old`: read_dir restores it.
+    os.replace(final, tmp_path / "state.old")
+    assert (rd.read_dir(final) / "epoch").read_text() == "2"
+    assert rd.RunDirectory(tmp_path).state_dir("x") == tmp_path / "state" / "x"
+
+
+def test_lock_refuses_a_second_process_and_takes_over_a_dead_ones(tmp_path):
+    run = rd.RunDirectory(tmp_path)
+    with run.lock():
+        assert run.lock_file.exists()
+        # Another process working here (this one: its pid is alive) is refused.
+        with pytest.raises(ConfigError, match="Another process .* is working in"):
+            with rd.RunDirectory(tmp_path).lock():
+                pass
+    assert not run.lock_file.exists()
+    # A lock left by a process that no longer runs is stale: taken over.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    import socket
+
+    run.lock_file.write_text(f"{dead.stdout.strip()} {socket.gethostname()}\n")
+    with run.lock():
+        assert run.lock_file.read_text().split()[0] == str(os.getpid())
+
+
+def test_remove_fresh_run(tmp_path):
+    made = rd.RunDirectory(tmp_path / "new" / "run")
+    made.create()
+    (made.path / "config.json").write_text("{}")
+    made.remove_fresh_run()
+    assert not made.path.exists()  # the run made it: it goes
+    existing = rd.RunDirectory(tmp_path)
+    (tmp_path / "logs").mkdir()
+    existing.create()
+    (tmp_path / "tokenizer").mkdir()
+    (tmp_path / "config.json").write_text("{}")
+    existing.remove_fresh_run()
+    assert tmp_path.exists() and list(tmp_path.iterdir()) == []  # emptied, not deleted

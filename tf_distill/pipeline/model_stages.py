@@ -1,0 +1,224 @@
+"""The pipeline's model stages: teachers (trained or loaded), the student architecture
+trained three ways, and the teacher's outputs the student learns from (its translations,
+its cached top-k logits)."""
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import keras
+
+from tf_distill import config as config_lib
+from tf_distill import data as data_lib
+from tf_distill.data import DataError
+from tf_distill.distiller import Distiller
+from tf_distill.errors import ConfigError
+from tf_distill.models import build_transformer
+from tf_distill.pipeline.data_stages import decode_length
+from tf_distill.run_dir import write_text
+from tf_distill.sequence_kd import teacher_translations
+from tf_distill.training import TrainedModel, empty_curves, fit_model, load_trained
+
+_LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunContext:
+    """What every stage that writes to the run directory needs: the config, the
+    `RunDirectory`, and whether this process continues an earlier one."""
+
+    config: config_lib.Config
+    run_dir: object  # tf_distill.run_dir.RunDirectory
+    resume: bool = False
+
+
+def build_model(config, role, tokenizers):
+    """The teacher or student architecture of `config`, named `role`."""
+    m = config.teacher if role.startswith("teacher") else config.student
+    return build_transformer(
+        vocabulary_size=tokenizers.source.vocabulary_size,
+        target_vocabulary_size=tokenizers.target.vocabulary_size,
+        max_sequence_length=config.training.max_sequence_length + 1,
+        num_layers=m.num_layers,
+        num_heads=m.num_heads,
+        hidden_dim=m.hidden_dim,
+        intermediate_dim=m.intermediate_dim,
+        dropout=m.dropout,
+        num_encoder_layers=m.num_encoder_layers,
+        num_decoder_layers=m.num_decoder_layers,
+        tie_embeddings=m.tie_embeddings,
+        position_embedding=m.position_embedding,
+        normalize_first=m.normalize_first,
+        name=role,
+    )
+
+
+@dataclasses.dataclass
+class Teachers:
+    """The teachers by role ("teacher", or "teacher_1" ... "teacher_n" of an ensemble)
+    and the `.keras` file each lives in."""
+
+    trained: dict  # role -> TrainedModel (a loaded teacher has no curves)
+    files: dict  # role -> Path
+
+    @property
+    def teacher(self):
+        """What the student distils from: the one teacher, or the list of an ensemble."""
+        models = [t.model for t in self.trained.values()]
+        return models[0] if len(models) == 1 else models
+
+
+def load_teacher(path, tokenizers):
+    teacher = keras.saving.load_model(path)
+    vocab = teacher.outputs[0].shape[-1]
+    if vocab != tokenizers.target.vocabulary_size:
+        raise ConfigError(
+            f"teacher.path {str(path)!r} has a vocabulary of {vocab} but this run's target "
+            f"tokenizer has {tokenizers.target.vocabulary_size}. Load a teacher "
+            "trained with the same tokenizer, or remove teacher.path to train one."
+        )
+    _LOG.info(f"teacher loaded from {path}")
+    return teacher
+
+
+def train_teachers(ctx, tokenizers, datasets, valid_bleu):
+    """Loads the `teacher.path` files, then trains the rest of the teachers, each from a
+    seed of its own, on the labelled training pairs."""
+    config = ctx.config
+    paths = config_lib.teacher_paths(config)
+    count = config_lib.teacher_count(config)
+    roles = ["teacher"] if count == 1 else [f"teacher_{i + 1}" for i in range(count)]
+    t = config.training
+    trained, files = {}, {}
+    for i, role in enumerate(roles):
+        if i < len(paths):
+            trained[role] = TrainedModel(load_teacher(paths[i], tokenizers), empty_curves(), {})
+            files[role] = Path(paths[i])
+            continue
+        files[role] = ctx.run_dir.model_file(role)
+        if ctx.resume and files[role].exists():
+            trained[role] = load_trained(role, ctx.run_dir)
+            continue
+        keras.utils.set_random_seed(t.seed + 1000 * i)
+        model = build_model(config, role, tokenizers)
+        if t.teacher_label_smoothing:
+            _LOG.info(f"{role}: label smoothing {t.teacher_label_smoothing}")
+        trainer = Distiller(None, model, alpha=1.0, label_smoothing=t.teacher_label_smoothing)
+        trained[role] = fit_model(
+            role,
+            trainer,
+            datasets.train,
+            datasets.valid,
+            epochs=t.teacher_epochs or t.epochs,
+            pairs=datasets.train_pairs,
+            training=t,
+            run_dir=ctx.run_dir,
+            resume=ctx.resume,
+            valid_bleu=valid_bleu,
+            average_epochs=t.teacher_average_epochs,
+        )
+    return Teachers(trained, files)
+
+
+def train_student(ctx, role, tokenizers, datasets, pairs, valid_bleu, teacher=None, cache=None):
+    """Trains the student architecture as `role` on `pairs`: with `teacher`, distilled
+    (CE + T^2 KL, from `cache`'s top-k logits when given); without, on CE alone."""
+    if ctx.resume and ctx.run_dir.model_file(role).exists():
+        return load_trained(role, ctx.run_dir)
+    t, d = ctx.config.training, ctx.config.distillation
+    # Every role starts from identical weights: only their data and loss differ.
+    keras.utils.set_random_seed(t.seed + 1)
+    model = build_model(ctx.config, role, tokenizers)
+    # A dataset of its own, made after the seed is set: each sees its batches in the
+    # same order whether or not other models trained before it in this process.
+    train_ds = data_lib.make_seq2seq_dataset(
+        pairs, shuffle=True, seed=t.seed, extra_columns=cache, **datasets.options
+    )
+    if teacher is None:
+        trainer = Distiller(None, model, alpha=1.0)
+    else:
+        trainer = Distiller(teacher, model, alpha=d.alpha, temperature=d.temperature)
+    epochs = t.epochs if role == "baseline" else (t.student_epochs or t.epochs)
+    return fit_model(
+        role,
+        trainer,
+        train_ds,
+        datasets.valid,
+        epochs=epochs,
+        pairs=len(pairs),
+        training=t,
+        run_dir=ctx.run_dir,
+        resume=ctx.resume,
+        valid_bleu=valid_bleu,
+    )
+
+
+def translate_with_teacher(ctx, teacher, sources, tokenizers, name, what):
+    """`sources` paired with the teacher's translations (greedy, or beam search with
+    `distillation.sequence_level_beam`), kept in the run as `<name>.tsv` and read back
+    from it on `--resume`; pairs with an empty translation are left out."""
+    path = ctx.run_dir.translations_file(name)
+    if ctx.resume and path.exists():
+        _LOG.info(f"teacher translations loaded from {path}")
+        return data_lib.read_tsv(path)
+    d = ctx.config.distillation
+    how = (
+        "greedily"
+        if d.sequence_level_beam == 1
+        else f"with beam search ({d.sequence_level_beam} beams)"
+    )
+    who = "teacher ensemble" if isinstance(teacher, list) else "teacher"
+    _LOG.info(f"{who} translating {len(sources)} {what} {how}")
+    # Each finished batch is appended to a progress file, which a resumed run continues
+    # from; a fresh run starts it anew.
+    progress = path.with_suffix(".partial")
+    if not ctx.resume:
+        progress.unlink(missing_ok=True)
+    hypotheses = teacher_translations(
+        teacher,
+        sources,
+        tokenizers.source,
+        tokenizers.target,
+        ctx.config.training.max_sequence_length,
+        decode_length(ctx.config),
+        batch_size=d.translation_batch_size,
+        beam_size=d.sequence_level_beam,
+        progress_path=progress,
+    )
+    # Empty outputs (no target) and stray tabs / newlines (no TSV line) are dropped.
+    pairs = [
+        (s, h)
+        for s, h in zip(sources, hypotheses, strict=True)
+        if h.strip() and not {"\t", "\n"} & set(s + h)
+    ]
+    if not pairs:
+        raise DataError(
+            f"The teacher translated none of the {len(sources)} {what} into a usable "
+            "sentence (every output was empty): it is not trained enough. Raise "
+            "training.teacher_epochs or give more labelled pairs."
+        )
+    write_text(path, "".join(f"{s}\t{h}\n" for s, h in pairs))
+    progress.unlink(missing_ok=True)
+    return pairs
+
+
+def cache_teacher_outputs(config, teacher, pairs, tokenizers):
+    """The teacher's top-k logits on every training pair, once for all epochs
+    (`distillation.teacher_top_k`; tf_distill.teacher_cache)."""
+    from tf_distill.teacher_cache import teacher_top_k
+
+    d, t = config.distillation, config.training
+    _LOG.info(
+        f"teacher: top {d.teacher_top_k} tokens on {len(pairs)} training pairs, once for all epochs"
+    )
+    return teacher_top_k(
+        teacher,
+        pairs,
+        tokenizers.source,
+        tokenizers.target,
+        t.max_sequence_length,
+        d.teacher_top_k,
+        temperature=d.temperature,
+        bucket_lengths=t.bucket_lengths,
+        batch_size=d.teacher_batch_size,
+    )
