@@ -168,3 +168,69 @@ def test_feed_forward_dropout_is_activation_dropout(cls):
 def test_bad_arguments(build, match):
     with pytest.raises(ValueError, match=match):
         build()
+
+
+def test_initializers_reach_every_kernel_and_bias_and_round_trip():
+    from tf_distill.models import build_transformer
+
+    model = build_transformer(
+        vocabulary_size=30, max_sequence_length=8, num_layers=1, num_heads=2, hidden_dim=8,
+        intermediate_dim=16, kernel_initializer="ones", bias_initializer="ones",
+    )  # fmt: skip
+    kernels = [w for w in model.weights if w.path.endswith(("kernel", "bias"))]
+    assert len(kernels) > 10
+    for weight in kernels:  # attention, feed-forward and the output projection
+        np.testing.assert_array_equal(weight.numpy(), 1.0, err_msg=weight.path)
+    embeddings = [w for w in model.weights if "embeddings" in w.path]
+    assert embeddings and all(np.abs(w.numpy()).max() < 1 for w in embeddings)
+    # An initializer object: each kernel gets its own copy (seeded: the same draw each,
+    # since a seeded initializer is deterministic), and the config keeps it.
+    layer = EncoderLayer(
+        hidden_dim=8, num_heads=2, intermediate_dim=16,
+        kernel_initializer=keras.initializers.RandomNormal(stddev=0.5, seed=3), seed=11,
+    )  # fmt: skip
+    layer.build((None, 4, 8))
+    clone = assert_config_round_trip(layer)
+    assert clone.get_config()["kernel_initializer"]["config"]["stddev"] == 0.5
+    assert clone.get_config()["seed"] == 11
+    clone.build((None, 4, 8))
+    for a, b in zip(layer.get_weights(), clone.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)  # seeded: the same weights again
+    assert np.std(layer.feed_forward.inner_dense.kernel.numpy()) > 0.3
+
+
+def test_seeded_dropout_repeats_and_every_dropout_is_named():
+    x = keras.random.normal((2, 5, 8), seed=0)
+
+    def run(seed):
+        layer = EncoderLayer(hidden_dim=8, num_heads=2, intermediate_dim=16, dropout=0.5, seed=seed)
+        layer.build(x.shape)
+        layer.set_weights([np.full(w.shape, 0.1, "float32") for w in layer.get_weights()])
+        names = {sub.name for sub in layer._flatten_layers() if "Dropout" in type(sub).__name__}
+        return np.asarray(layer(x, training=True)), names
+
+    first, names = run(5)
+    again, _ = run(5)
+    other, _ = run(6)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    assert {"residual_dropout", "attention_dropout"} <= names
+
+
+def test_compute_output_shape_matches_the_call():
+    x = keras.random.normal((2, 5, 8))
+    mask = np.ones((2, 5), bool)
+    for layer in (
+        EncoderLayer(hidden_dim=8, num_heads=2, intermediate_dim=16),
+        Encoder(num_layers=1, hidden_dim=8, num_heads=2, intermediate_dim=16),
+        SequencePooling("mean"),
+    ):
+        assert tuple(layer(x, padding_mask=mask).shape) == layer.compute_output_shape(
+            x.shape, mask.shape
+        )
+    memory = keras.random.normal((2, 3, 8))
+    for layer in (
+        DecoderLayer(hidden_dim=8, num_heads=2, intermediate_dim=16),
+        Decoder(num_layers=2, hidden_dim=8, num_heads=2, intermediate_dim=16),
+    ):
+        assert tuple(layer(x, memory).shape) == layer.compute_output_shape(x.shape, memory.shape)

@@ -2,7 +2,12 @@
 
 import keras
 
-from tf_distill.layers.validation import check_dropout, check_positive
+from tf_distill.layers.validation import (
+    check_dropout,
+    check_positive,
+    clone_initializer,
+    serialize_initializer,
+)
 
 
 @keras.saving.register_keras_serializable(package="tf_distill")
@@ -17,6 +22,9 @@ class FeedForward(keras.layers.Layer):
         intermediate_dim: inner width.
         activation: inner activation (default `"gelu"`).
         dropout: dropout rate after the activation.
+        kernel_initializer: initializer of both kernels.
+        bias_initializer: initializer of both biases.
+        seed: seed of the dropout (None: unseeded).
         **kwargs: base layer arguments.
 
     Call arguments:
@@ -27,7 +35,17 @@ class FeedForward(keras.layers.Layer):
         (B, T, D) tensor.
     """
 
-    def __init__(self, hidden_dim, intermediate_dim, activation="gelu", dropout=0.0, **kwargs):
+    def __init__(
+        self,
+        hidden_dim,
+        intermediate_dim,
+        activation="gelu",
+        dropout=0.0,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         check_positive(hidden_dim=hidden_dim, intermediate_dim=intermediate_dim)
         check_dropout(dropout)
@@ -35,11 +53,27 @@ class FeedForward(keras.layers.Layer):
         self.intermediate_dim = intermediate_dim
         self.activation = keras.activations.get(activation)
         self.dropout = dropout
+        self.kernel_initializer = kernel_initializer  # resolved by each sublayer
+        self.bias_initializer = bias_initializer
+        self.seed = seed
         self.inner_dense = keras.layers.Dense(
-            intermediate_dim, activation=self.activation, dtype=self.dtype_policy, name="inner"
+            intermediate_dim,
+            activation=self.activation,
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            bias_initializer=clone_initializer(self.bias_initializer),
+            dtype=self.dtype_policy,
+            name="inner",
         )
-        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
-        self.output_dense = keras.layers.Dense(hidden_dim, dtype=self.dtype_policy, name="output")
+        self.dropout_layer = keras.layers.Dropout(
+            dropout, seed=seed, dtype=self.dtype_policy, name="activation_dropout"
+        )
+        self.output_dense = keras.layers.Dense(
+            hidden_dim,
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            bias_initializer=clone_initializer(self.bias_initializer),
+            dtype=self.dtype_policy,
+            name="output",
+        )
 
     def build(self, inputs_shape):
         self.inner_dense.build(inputs_shape)
@@ -62,6 +96,9 @@ class FeedForward(keras.layers.Layer):
                 "intermediate_dim": self.intermediate_dim,
                 "activation": keras.activations.serialize(self.activation),
                 "dropout": self.dropout,
+                "kernel_initializer": serialize_initializer(self.kernel_initializer),
+                "bias_initializer": serialize_initializer(self.bias_initializer),
+                "seed": self.seed,
             }
         )
         return config

@@ -8,7 +8,7 @@ import math
 import keras
 import tensorflow as tf
 
-from tf_distill.layers.validation import check_dropout, check_positive
+from tf_distill.layers.validation import check_dropout, check_positive, clone_initializer
 
 
 @keras.saving.register_keras_serializable(package="tf_distill")
@@ -78,6 +78,7 @@ class MultiHeadAttention(keras.layers.Layer):
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
         mask_fill_offset=30.0,
+        seed=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -101,6 +102,7 @@ class MultiHeadAttention(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.mask_fill_offset = float(mask_fill_offset)
+        self.seed = seed
         self.supports_masking = False
 
     def _dense(self, equation, output_shape, bias_axes, name):
@@ -108,8 +110,8 @@ class MultiHeadAttention(keras.layers.Layer):
             equation,
             output_shape=output_shape,
             bias_axes=bias_axes if self.use_bias else None,
-            kernel_initializer=_clone(self.kernel_initializer),
-            bias_initializer=_clone(self.bias_initializer),
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            bias_initializer=clone_initializer(self.bias_initializer),
             dtype=self.dtype_policy,
             name=name,
         )
@@ -136,7 +138,9 @@ class MultiHeadAttention(keras.layers.Layer):
         out_width = self.output_dim if self.output_dim is not None else width
         self.output_dense = self._dense("abcd,cde->abe", (None, out_width), "e", "attention_output")
         self.output_dense.build((None, None, self.num_heads, self.value_dim))
-        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.dropout_layer = keras.layers.Dropout(
+            self.dropout, seed=self.seed, dtype=self.dtype_policy, name="attention_dropout"
+        )
         self.built = True
 
     def compute_key_value_cache(self, value, key=None):
@@ -222,15 +226,10 @@ class MultiHeadAttention(keras.layers.Layer):
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
                 "mask_fill_offset": self.mask_fill_offset,
+                "seed": self.seed,
             }
         )
         return config
-
-
-def _clone(initializer):
-    # Each sublayer gets its own initializer object, so seeded initializers do not hand the
-    # same draw to query, key and value.
-    return initializer.__class__.from_config(initializer.get_config())
 
 
 def masked_softmax(scores, mask, fill_offset=30.0):

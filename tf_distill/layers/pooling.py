@@ -37,6 +37,9 @@ class SequencePooling(keras.layers.Layer):
         count = tf.maximum(tf.reduce_sum(weights, axis=1), tf.cast(1.0, inputs.dtype))
         return total / count
 
+    def compute_output_shape(self, inputs_shape, padding_mask_shape=None):
+        return (inputs_shape[0], inputs_shape[-1])  # (B, D)
+
     def get_config(self):
         config = super().get_config()
         config.update({"pooling": self.pooling})

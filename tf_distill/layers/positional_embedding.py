@@ -97,6 +97,9 @@ class PositionalEmbedding(keras.layers.Layer):
             )
         self.built = True
 
+    # No compute_output_shape: Keras would hand it every call argument as a `*_shape`,
+    # and `start_index` / `reverse` are no tensors; symbolic calls trace `call` instead.
+
     def call(self, inputs, start_index=0, reverse=False):
         if reverse:
             kernel = tf.cast(self.token_embeddings, self.compute_dtype)

@@ -14,7 +14,14 @@ import tensorflow as tf
 
 from tf_distill.layers.feed_forward import FeedForward
 from tf_distill.layers.multi_head_attention import MultiHeadAttention
-from tf_distill.layers.validation import check_dropout, check_heads_divide, check_positive
+from tf_distill.layers.validation import (
+    check_dropout,
+    check_heads_divide,
+    check_positive,
+    clone_initializer,
+    serialize_initializer,
+    sub_seed,
+)
 
 
 class _ResidualBlocks(keras.layers.Layer):
@@ -30,6 +37,9 @@ class _ResidualBlocks(keras.layers.Layer):
         normalize_first=True,
         layer_norm_epsilon=1e-5,
         activation_dropout=0.0,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        seed=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -45,14 +55,30 @@ class _ResidualBlocks(keras.layers.Layer):
         self.normalize_first = normalize_first
         self.layer_norm_epsilon = layer_norm_epsilon
         self.activation_dropout = activation_dropout
+        self.kernel_initializer = kernel_initializer  # resolved by each sublayer
+        self.bias_initializer = bias_initializer
+        self.seed = seed
 
-    def _attention(self, name):
+    def _initializers(self):
+        return {
+            "kernel_initializer": clone_initializer(self.kernel_initializer),
+            "bias_initializer": clone_initializer(self.bias_initializer),
+        }
+
+    def _attention(self, name, offset):
         return MultiHeadAttention(
             num_heads=self.num_heads,
             key_dim=self.hidden_dim // self.num_heads,
             dropout=self.dropout,
+            seed=sub_seed(self.seed, offset),
             dtype=self.dtype_policy,
             name=name,
+            **self._initializers(),
+        )
+
+    def _residual_dropout(self):
+        return keras.layers.Dropout(
+            self.dropout, seed=self.seed, dtype=self.dtype_policy, name="residual_dropout"
         )
 
     def _norm(self, name):
@@ -66,8 +92,10 @@ class _ResidualBlocks(keras.layers.Layer):
             self.intermediate_dim,
             activation=self.activation,
             dropout=self.activation_dropout,
+            seed=sub_seed(self.seed, 3),
             dtype=self.dtype_policy,
             name="feed_forward",
+            **self._initializers(),
         )
 
     def _residual(self, x, norm, block, training):
@@ -97,6 +125,9 @@ class _ResidualBlocks(keras.layers.Layer):
                 "normalize_first": self.normalize_first,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
                 "activation_dropout": self.activation_dropout,
+                "kernel_initializer": serialize_initializer(self.kernel_initializer),
+                "bias_initializer": serialize_initializer(self.bias_initializer),
+                "seed": self.seed,
             }
         )
         return config
@@ -118,6 +149,10 @@ class EncoderLayer(_ResidualBlocks):
         activation_dropout: dropout on the feed-forward's inner activations; 0 by default,
             as in keras-hub and BART (at the issue-4 dims it cost 6% of a training step,
             four times the elements of the other dropouts).
+        kernel_initializer: initializer of every kernel (attention and feed-forward).
+        bias_initializer: initializer of every bias.
+        seed: seed of the layer's dropouts (each gets its own, derived from it); None:
+            unseeded.
 
     Call arguments:
         inputs: (B, S, D) tensor.
@@ -129,7 +164,7 @@ class EncoderLayer(_ResidualBlocks):
     """
 
     def build(self, inputs_shape, padding_mask_shape=None):
-        self.self_attention = self._attention("self_attention")
+        self.self_attention = self._attention("self_attention", 1)
         self.self_attention.build(inputs_shape, inputs_shape)
         self.self_attention_norm = self._norm("self_attention_norm")
         self.self_attention_norm.build(inputs_shape)
@@ -137,8 +172,11 @@ class EncoderLayer(_ResidualBlocks):
         self.feed_forward.build(inputs_shape)
         self.feed_forward_norm = self._norm("feed_forward_norm")
         self.feed_forward_norm.build(inputs_shape)
-        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.dropout_layer = self._residual_dropout()
         self.built = True
+
+    def compute_output_shape(self, inputs_shape, padding_mask_shape=None):
+        return tuple(inputs_shape)
 
     def call(self, inputs, padding_mask=None, training=None):
         mask = None if padding_mask is None else tf.expand_dims(padding_mask, 1)  # (B, 1, S)
@@ -182,11 +220,11 @@ class DecoderLayer(_ResidualBlocks):
     def build(self, decoder_sequence_shape, encoder_sequence_shape=None, *args, **kwargs):
         if encoder_sequence_shape is None:
             encoder_sequence_shape = decoder_sequence_shape
-        self.self_attention = self._attention("self_attention")
+        self.self_attention = self._attention("self_attention", 1)
         self.self_attention.build(decoder_sequence_shape, decoder_sequence_shape)
         self.self_attention_norm = self._norm("self_attention_norm")
         self.self_attention_norm.build(decoder_sequence_shape)
-        self.cross_attention = self._attention("cross_attention")
+        self.cross_attention = self._attention("cross_attention", 2)
         self.cross_attention.build(decoder_sequence_shape, encoder_sequence_shape)
         self.cross_attention_norm = self._norm("cross_attention_norm")
         self.cross_attention_norm.build(decoder_sequence_shape)
@@ -194,8 +232,17 @@ class DecoderLayer(_ResidualBlocks):
         self.feed_forward.build(decoder_sequence_shape)
         self.feed_forward_norm = self._norm("feed_forward_norm")
         self.feed_forward_norm.build(decoder_sequence_shape)
-        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.dropout_layer = self._residual_dropout()
         self.built = True
+
+    def compute_output_shape(
+        self,
+        decoder_sequence_shape,
+        encoder_sequence_shape=None,
+        decoder_padding_mask_shape=None,
+        encoder_padding_mask_shape=None,
+    ):
+        return tuple(decoder_sequence_shape)  # symbolic calls take no cache
 
     def call(
         self,

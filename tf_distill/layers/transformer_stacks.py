@@ -8,7 +8,14 @@ import keras
 import tensorflow as tf
 
 from tf_distill.layers.transformer_layers import DecoderLayer, EncoderLayer
-from tf_distill.layers.validation import check_dropout, check_heads_divide, check_positive
+from tf_distill.layers.validation import (
+    check_dropout,
+    check_heads_divide,
+    check_positive,
+    clone_initializer,
+    serialize_initializer,
+    sub_seed,
+)
 
 
 class _Stack(keras.layers.Layer):
@@ -26,6 +33,9 @@ class _Stack(keras.layers.Layer):
         activation="gelu",
         normalize_first=True,
         layer_norm_epsilon=1e-5,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        seed=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -40,6 +50,9 @@ class _Stack(keras.layers.Layer):
         self.activation = keras.activations.get(activation)
         self.normalize_first = normalize_first
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.kernel_initializer = kernel_initializer  # resolved by each sublayer
+        self.bias_initializer = bias_initializer
+        self.seed = seed
         self.transformer_layers = [
             self.layer_class(
                 hidden_dim=hidden_dim,
@@ -49,6 +62,9 @@ class _Stack(keras.layers.Layer):
                 activation=self.activation,
                 normalize_first=normalize_first,
                 layer_norm_epsilon=layer_norm_epsilon,
+                kernel_initializer=clone_initializer(self.kernel_initializer),
+                bias_initializer=clone_initializer(self.bias_initializer),
+                seed=sub_seed(seed, 10 * i),  # each layer seeds 4 dropouts from its own
                 dtype=self.dtype_policy,
                 name=f"layer_{i}",
             )
@@ -75,6 +91,9 @@ class _Stack(keras.layers.Layer):
                 "activation": keras.activations.serialize(self.activation),
                 "normalize_first": self.normalize_first,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
+                "kernel_initializer": serialize_initializer(self.kernel_initializer),
+                "bias_initializer": serialize_initializer(self.bias_initializer),
+                "seed": self.seed,
             }
         )
         return config
@@ -103,6 +122,9 @@ class Encoder(_Stack):
         if self.final_norm is not None:
             self.final_norm.build(inputs_shape)
         self.built = True
+
+    def compute_output_shape(self, inputs_shape, padding_mask_shape=None):
+        return tuple(inputs_shape)
 
     def call(self, inputs, padding_mask=None, training=None):
         x = inputs
@@ -163,6 +185,15 @@ class Decoder(_Stack):
             ],
             axis=1,
         )
+
+    def compute_output_shape(
+        self,
+        decoder_sequence_shape,
+        encoder_sequence_shape=None,
+        decoder_padding_mask_shape=None,
+        encoder_padding_mask_shape=None,
+    ):
+        return tuple(decoder_sequence_shape)  # symbolic calls take no cache
 
     def call(
         self,

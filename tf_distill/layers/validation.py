@@ -2,6 +2,8 @@
 
 import numbers
 
+import keras
+
 
 def check_positive(**values):
     """Raises ValueError unless every value is a positive integer."""
@@ -35,3 +37,29 @@ def check_choice(value, choices, name):
     """Raises ValueError unless `value` is one of `choices`."""
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}.")
+
+
+def clone_initializer(initializer):
+    """An initializer for one sublayer. A name (e.g. "glorot_uniform") or a config dict is
+    passed on as it is, for the sublayer to resolve: each then draws its own seed, exactly
+    as if no initializer had been given, so the default keeps Keras' random stream. An
+    initializer object is copied, so a seeded one does not hand the same draw to every
+    kernel it initializes."""
+    if isinstance(initializer, str | dict):
+        return initializer
+    initializer = keras.initializers.get(initializer)
+    return initializer.__class__.from_config(initializer.get_config())
+
+
+def serialize_initializer(initializer):
+    """`get_config()`'s form of an initializer given as a name, a dict or an object
+    (serializing never draws a seed)."""
+    if isinstance(initializer, str | dict):
+        return initializer
+    return keras.initializers.serialize(initializer)
+
+
+def sub_seed(seed, offset):
+    """The seed of the `offset`-th random sublayer of a layer seeded with `seed` (None
+    stays None: unseeded)."""
+    return None if seed is None else int(seed) + int(offset)

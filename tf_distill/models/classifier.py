@@ -6,7 +6,13 @@ Legend: B batch, T sequence length, D model width, C classes.
 import keras
 
 from tf_distill.layers import Encoder, PaddingMask, PositionalEmbedding, SequencePooling
-from tf_distill.layers.validation import check_dropout, check_heads_divide, check_positive
+from tf_distill.layers.validation import (
+    check_dropout,
+    check_heads_divide,
+    check_positive,
+    clone_initializer,
+    sub_seed,
+)
 
 
 def build_classifier(
@@ -23,6 +29,9 @@ def build_classifier(
     normalize_first=True,
     activation="gelu",
     pad_token_id=0,
+    kernel_initializer="glorot_uniform",
+    bias_initializer="zeros",
+    seed=None,
     dtype=None,
     name="classifier",
 ):
@@ -37,7 +46,8 @@ def build_classifier(
         num_classes: number of classes C (>= 2).
         max_sequence_length: longest input.
         num_layers, num_heads, hidden_dim, intermediate_dim, dropout, position_embedding,
-            normalize_first, activation, pad_token_id, dtype: as in `build_transformer`.
+            normalize_first, activation, pad_token_id, kernel_initializer,
+            bias_initializer, seed, dtype: as in `build_transformer`.
         pooling: `"mean"` over real tokens, or `"first"` token.
         name: model name.
 
@@ -66,7 +76,9 @@ def build_classifier(
         dtype=dtype,
         name="embedding",
     )(token_ids)  # (B, T, D)
-    x = keras.layers.Dropout(dropout, dtype=dtype, name="embedding_dropout")(x)
+    x = keras.layers.Dropout(
+        dropout, seed=sub_seed(seed, 0), dtype=dtype, name="embedding_dropout"
+    )(x)
     x = Encoder(
         num_layers=num_layers,
         hidden_dim=hidden_dim,
@@ -75,12 +87,21 @@ def build_classifier(
         dropout=dropout,
         activation=activation,
         normalize_first=normalize_first,
+        kernel_initializer=clone_initializer(kernel_initializer),
+        bias_initializer=clone_initializer(bias_initializer),
+        seed=sub_seed(seed, 100),
         dtype=dtype,
         name="encoder",
     )(x, padding_mask=padding_mask)  # (B, T, D)
     x = SequencePooling(pooling, dtype=dtype, name="pooling")(x, padding_mask=padding_mask)
-    x = keras.layers.Dropout(dropout, dtype=dtype, name="pooled_dropout")(x)
-    x = keras.layers.Dense(num_classes, dtype=dtype, name="classifier_head")(x)  # (B, C)
+    x = keras.layers.Dropout(dropout, seed=sub_seed(seed, 1), dtype=dtype, name="pooled_dropout")(x)
+    x = keras.layers.Dense(
+        num_classes,
+        kernel_initializer=clone_initializer(kernel_initializer),
+        bias_initializer=clone_initializer(bias_initializer),
+        dtype=dtype,
+        name="classifier_head",
+    )(x)  # (B, C)
     logits = keras.layers.Activation("linear", dtype="float32", name="logits")(x)
     return keras.Model(inputs={"token_ids": token_ids}, outputs=logits, name=name)
 

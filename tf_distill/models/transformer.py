@@ -13,6 +13,8 @@ from tf_distill.layers.validation import (
     check_dropout,
     check_heads_divide,
     check_positive,
+    clone_initializer,
+    sub_seed,
 )
 
 
@@ -32,6 +34,9 @@ def build_transformer(
     normalize_first=True,
     activation="gelu",
     pad_token_id=0,
+    kernel_initializer="glorot_uniform",
+    bias_initializer="zeros",
+    seed=None,
     dtype=None,
     name="transformer",
 ):
@@ -61,6 +66,10 @@ def build_transformer(
         normalize_first: pre-norm (True) or post-norm (False) residual blocks.
         activation: feed-forward activation.
         pad_token_id: the padding id the masks are derived from.
+        kernel_initializer: initializer of every kernel (attention, feed-forward, output
+            projection); the embeddings keep `PositionalEmbedding`'s own.
+        bias_initializer: initializer of every bias.
+        seed: seed of every dropout (each layer derives its own from it); None: unseeded.
         dtype: dtype policy for the layers (e.g. `"mixed_float16"`); the logits stay float32.
         name: model name.
 
@@ -96,6 +105,8 @@ def build_transformer(
         dropout=dropout,
         activation=activation,
         normalize_first=normalize_first,
+        kernel_initializer=kernel_initializer,
+        bias_initializer=bias_initializer,
         dtype=dtype,
     )
 
@@ -113,10 +124,12 @@ def build_transformer(
         dtype=dtype,
         name="encoder_embedding",
     )(encoder_token_ids)  # (B, S, D)
-    x = keras.layers.Dropout(dropout, dtype=dtype, name="encoder_embedding_dropout")(x)
-    encoder_output = Encoder(num_layers=num_encoder_layers, name="encoder", **stack_args)(
-        x, padding_mask=encoder_padding_mask
-    )  # (B, S, D)
+    x = keras.layers.Dropout(
+        dropout, seed=sub_seed(seed, 0), dtype=dtype, name="encoder_embedding_dropout"
+    )(x)
+    encoder_output = Encoder(
+        num_layers=num_encoder_layers, seed=sub_seed(seed, 100), name="encoder", **stack_args
+    )(x, padding_mask=encoder_padding_mask)  # (B, S, D)
 
     # Decoder.
     decoder_embedding = PositionalEmbedding(
@@ -128,8 +141,12 @@ def build_transformer(
         name="decoder_embedding",
     )
     y = decoder_embedding(decoder_token_ids)  # (B, T, D)
-    y = keras.layers.Dropout(dropout, dtype=dtype, name="decoder_embedding_dropout")(y)
-    y = Decoder(num_layers=num_decoder_layers, name="decoder", **stack_args)(
+    y = keras.layers.Dropout(
+        dropout, seed=sub_seed(seed, 1), dtype=dtype, name="decoder_embedding_dropout"
+    )(y)
+    y = Decoder(
+        num_layers=num_decoder_layers, seed=sub_seed(seed, 1000), name="decoder", **stack_args
+    )(
         y,
         encoder_output,
         decoder_padding_mask=decoder_padding_mask,
@@ -140,9 +157,13 @@ def build_transformer(
     if tie_embeddings:
         logits = decoder_embedding(y, reverse=True)  # (B, T, V)
     else:
-        logits = keras.layers.Dense(target_vocabulary_size, dtype=dtype, name="output_projection")(
-            y
-        )  # (B, T, V)
+        logits = keras.layers.Dense(
+            target_vocabulary_size,
+            kernel_initializer=clone_initializer(kernel_initializer),
+            bias_initializer=clone_initializer(bias_initializer),
+            dtype=dtype,
+            name="output_projection",
+        )(y)  # (B, T, V)
     # Logits leave the model in float32 even under mixed precision: the losses need it.
     logits = keras.layers.Activation("linear", dtype="float32", name="logits")(logits)
     return keras.Model(
