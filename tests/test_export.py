@@ -191,7 +191,7 @@ def test_failed_export_leaves_nothing_behind(model, tokenizer, tmp_path, monkeyp
     def broken(*args, **kwargs):
         raise RuntimeError("converter crashed")
 
-    monkeypatch.setattr(export_lib, "convert_tflite", broken)
+    monkeypatch.setattr(export_lib.tflite_files, "convert_tflite", broken)
     fresh = tmp_path / "fresh"
     with pytest.raises(RuntimeError, match="converter crashed"):
         _small_export(model, tokenizer, fresh, formats=("tflite_fp32",))
@@ -201,7 +201,9 @@ def test_failed_export_leaves_nothing_behind(model, tokenizer, tmp_path, monkeyp
 def test_failed_export_keeps_previous_export(exported, model, tokenizer, tmp_path, monkeypatch):
     snapshot = _previous_export(exported, tmp_path)
     monkeypatch.setattr(
-        export_lib, "convert_tflite", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full"))
+        export_lib.tflite_files,
+        "convert_tflite",
+        lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")),
     )
     with pytest.raises(OSError, match="disk full"):
         _small_export(model, tokenizer, tmp_path, formats=("saved_model", "tflite_int8"))
@@ -210,7 +212,7 @@ def test_failed_export_keeps_previous_export(exported, model, tokenizer, tmp_pat
 
 def test_low_quantized_parity_is_an_export_error(exported, model, tokenizer, tmp_path, monkeypatch):
     snapshot = _previous_export(exported, tmp_path)
-    real = export_lib._agreement
+    real = export_lib.student.sequence_parity
     calls = []
 
     def int8_disagrees(reference, candidate):
@@ -222,7 +224,7 @@ def test_low_quantized_parity_is_an_export_error(exported, model, tokenizer, tmp
             candidate[0] = reference[0] + 1
         return real(reference, candidate)
 
-    monkeypatch.setattr(export_lib, "_agreement", int8_disagrees)
+    monkeypatch.setattr(export_lib.student, "sequence_parity", int8_disagrees)
     with pytest.raises(ExportError, match=r"tflite_int8 parity too low: 50\.0%.*need 97%"):
         _small_export(model, tokenizer, tmp_path, formats=("saved_model", "tflite_int8"))
     _assert_untouched(tmp_path, snapshot)
@@ -450,7 +452,7 @@ def test_quantized_files_are_judged_by_bleu_when_references_are_given(
 ):
     """With references, an int8 file that decodes one sentence of two differently passes as
     long as its BLEU stays within max_bleu_drop of the Keras model's, and fails beyond it."""
-    real = export_lib._agreement
+    real = export_lib.student.sequence_parity
     calls = []
 
     def int8_disagrees(reference, candidate):
@@ -467,7 +469,7 @@ def test_quantized_files_are_judged_by_bleu_when_references_are_given(
 
     references = detokenize(keras_ids)
     flipped = {"done": False}
-    real_decode = export_lib._decode_rows
+    real_decode = export_lib.tflite_files.decode_rows
 
     def decode_with_int8_flip(fn, rows):
         got = real_decode(fn, rows)
@@ -477,8 +479,8 @@ def test_quantized_files_are_judged_by_bleu_when_references_are_given(
             got[0] = np.where(got[0] == SPECIAL["end_id"], got[0], 5)
         return got
 
-    monkeypatch.setattr(export_lib, "_agreement", int8_disagrees)
-    monkeypatch.setattr(export_lib, "_decode_rows", decode_with_int8_flip)
+    monkeypatch.setattr(export_lib.student, "sequence_parity", int8_disagrees)
+    monkeypatch.setattr(export_lib.tflite_files, "decode_rows", decode_with_int8_flip)
     kwargs = dict(formats=("saved_model", "tflite_int8"), references=references)
     kwargs["detokenize"] = detokenize
     meta = _small_export(model, tokenizer, tmp_path / "lenient", max_bleu_drop=100.0, **kwargs)

@@ -1,0 +1,203 @@
+"""The typed sections of a run config, their defaults, and small helpers that read them.
+
+Every key is named like the constructor argument it feeds; the comments say what it does.
+"""
+
+import dataclasses
+
+
+@dataclasses.dataclass
+class DataConfig:
+    source: str = "synthetic"  # synthetic | tsv | parallel | tfds
+    path: str | None = None  # tsv file, or the source-side file of a parallel corpus
+    target_path: str | None = None  # target-side file of a parallel corpus
+    source_column: int = 0
+    target_column: int = 1
+    reverse: bool = False  # swap source and target
+    tfds_name: str | None = None  # e.g. "ted_hrlr_translate/pt_to_en"
+    data_dir: str | None = None
+    download: bool = False
+    num_pairs: int = 20000  # synthetic corpus size
+    ambiguity: float = 0.3  # synthetic: probability mass on alternative translations
+    max_pairs: int | None = None  # cap on pairs read from a file / tfds
+    # Cap on distinct source sentences read from a file / tfds, drawn at random (seeded)
+    # with every pair of each one kept, so that a source keeps all its references: a count,
+    # or a fraction (< 1) of the distinct sources.
+    max_sources: float | None = None
+    valid_size: float = 0.05  # fraction (< 1) or count of pairs (a source's pairs stay together)
+    test_size: float = 0.05
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class TokenizerConfig:
+    vocabulary_size: int = 2000
+    shared: bool = True  # one vocabulary for source and target
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    num_layers: int = 2
+    num_heads: int = 4
+    hidden_dim: int = 128
+    intermediate_dim: int = 512
+    dropout: float = 0.1
+    num_encoder_layers: int | None = None
+    num_decoder_layers: int | None = None
+    tie_embeddings: bool = False
+    position_embedding: str = "learned"
+    normalize_first: bool = True
+    # Teacher only: a trained .keras file (or a list of them) to load instead of training.
+    path: str | list[str] | None = None
+    # Teacher only: how many teachers distil as an ensemble (the mean of their
+    # probabilities); those not loaded from `path` are trained in the run, each with its
+    # own seed. null: one per `path` file, or 1.
+    ensemble_size: int | None = None
+
+
+@dataclasses.dataclass
+class DistillationConfig:
+    alpha: float = 0.5
+    temperature: float = 2.0
+    baseline: bool = True  # also train the student without a teacher
+    # Sequence-level KD (Kim & Rush, 2016): the student's targets are the teacher's greedy
+    # translations of the training sources (the CE + T^2 KL loss stays).
+    sequence_level: bool = False
+    # Keep the teacher's k largest logits per training token, computed once before the
+    # student trains, instead of running the teacher on every batch of every epoch
+    # (tf_distill.teacher_cache). None: run the teacher live (exact KD).
+    teacher_top_k: int | None = None
+    # A transfer set (tf_distill.transfer): source sentences without references that the
+    # teacher translates and the student trains on besides the labelled pairs; the
+    # baseline cannot use them. transfer_path: a UTF-8 file, one source sentence per line;
+    # without one (built-in corpus only), transfer_size new sentences are generated.
+    # transfer_size also caps the file's sentences. null and null: no transfer set.
+    transfer_size: int | None = None
+    transfer_path: str | None = None
+    # Which tab-separated column of transfer_path holds the source sentence (e.g. 0 to use
+    # the source side of a Tatoeba file); null: the whole line is the sentence.
+    transfer_column: int | None = None
+    # Beam size of the teacher's translations (sequence-level KD and the transfer set);
+    # 1 is greedy. Kim & Rush (2016) train the student on the teacher's beam output.
+    sequence_level_beam: int = 1
+    # Also train the student architecture on the teacher-labelled pairs with
+    # cross-entropy alone (no KL term), to show what the KL term itself adds.
+    ce_only_ablation: bool = False
+    # Batch sizes of the teacher's passes over the student's data: pairs per call when its
+    # top-k logits are cached, sources per call when it translates (sequence-level KD,
+    # transfer set). Inference only, so larger than training.batch_size.
+    teacher_batch_size: int = 128
+    translation_batch_size: int = 256
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    epochs: int = 10
+    teacher_epochs: int | None = None  # defaults to `epochs`
+    # The distilled student's epochs (defaults to `epochs`, the baseline's), e.g. fewer
+    # passes over a student set enlarged by a transfer set.
+    student_epochs: int | None = None
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    warmup_steps: int = 200
+    max_sequence_length: int = 32
+    bucket_lengths: list[int] | None = None
+    # "auto": XLA on when a GPU is visible. On CPU, at small.json's shapes, it measured
+    # slower here (compile minutes per model, slower steps; docs/BENCHMARKS.md).
+    jit_compile: bool | str = "auto"
+    early_stopping_patience: int = 3
+    seed: int = 0
+    # Teacher recipe. Label smoothing eps of the teachers' CE target (Szegedy et al. 2016).
+    teacher_label_smoothing: float = 0.0
+    # Average the teachers' weights over their last N epochs (N = 1: no averaging); the
+    # average is kept only when its validation BLEU is at least the last epoch's.
+    teacher_average_epochs: int = 1
+    # Optimizer and schedule (AdamW with warmup then cosine decay).
+    weight_decay: float = 1e-4
+    clipnorm: float = 1.0
+    cosine_final_fraction: float = 0.05  # the learning rate ends at this share of its peak
+
+
+@dataclasses.dataclass
+class ExportConfig:
+    enabled: bool = True
+    formats: list[str] = dataclasses.field(
+        default_factory=lambda: ["saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8"]
+    )
+    max_decode_length: int | None = None  # defaults to training.max_sequence_length
+    parity_sentences: int = 200  # test sentences decoded by every format at export time
+    # Share of those sentences that fp16 / int8 files must decode exactly as Keras does
+    # (fp32 files and the SavedModel must always agree on all of them).
+    min_sequence_agreement: float = 0.97
+    # Translation: fp16 / int8 files are judged by quality instead: their corpus BLEU on the
+    # parity sentences may fall at most this far below the Keras student's (the Bergamot
+    # int8 students lose about 0.5). null: require min_sequence_agreement instead.
+    max_bleu_drop: float | None = 0.5
+    # "dynamic": int8 weights, float activations. "full": activations in int8 too, their
+    # ranges calibrated on the parity sentences (ops without an int8 kernel stay float).
+    int8_mode: str = "dynamic"
+    # Round the trained student's weights to the per-tensor int8 grid before it is
+    # evaluated and exported (tflite.round_to_int8_grid): the int8 file then stores the
+    # evaluated model's own weights, and only activation rounding separates the two.
+    round_to_int8_grid: bool = True
+    # Beam search on the device: a translate_beam signature with this many beams (GNMT
+    # length penalty 0.6) in student_<precision>_beam.tflite beside each greedy file.
+    # 1: greedy files only.
+    beam_size: int = 4
+
+
+@dataclasses.dataclass
+class EvaluationConfig:
+    beam_size: int = 4
+    max_sentences: int = 500  # test sentences decoded for BLEU / chrF
+    latency_sentences: int = 20
+    num_samples: int = 5  # sample translations in the report
+    valid_sentences: int = 100  # validation sources decoded for the per-epoch BLEU
+    bootstrap_samples: int = 1000  # paired bootstrap resamples of the BLEU differences
+    batch_size: int = 64  # test / validation sources decoded per call
+
+
+@dataclasses.dataclass
+class Config:
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = dataclasses.field(default_factory=TokenizerConfig)
+    teacher: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    student: ModelConfig = dataclasses.field(
+        default_factory=lambda: ModelConfig(num_layers=1, hidden_dim=64, intermediate_dim=256)
+    )
+    distillation: DistillationConfig = dataclasses.field(default_factory=DistillationConfig)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+    evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+    output_dir: str = "saved_models/run"
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+SECTIONS = {f.name: f for f in dataclasses.fields(Config) if f.name != "output_dir"}
+DATA_SOURCES = ("synthetic", "tsv", "parallel", "tfds")
+EXPORT_FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8")
+
+
+def teacher_paths(config):
+    """`teacher.path` as a list of files ([] when teachers are trained)."""
+    path = config.teacher.path
+    if path is None:
+        return []
+    return [path] if isinstance(path, str) else list(path)
+
+
+def teacher_count(config):
+    """How many teachers the run distils from (loaded and trained)."""
+    paths = teacher_paths(config)
+    return config.teacher.ensemble_size or max(1, len(paths))
+
+
+def resolve_jit_compile(setting):
+    """`training.jit_compile` as a bool: "auto" means on when TensorFlow sees a GPU."""
+    if setting != "auto":
+        return bool(setting)
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
