@@ -24,7 +24,8 @@ Example:
 
 import random
 
-from tf_distill.data.synthetic_clauses import FRENCH_VERBS, TENSES, VERB_POOLS, Clauses
+from tf_distill.data.synthetic_clauses import TENSES, VERB_POOLS, Clauses
+from tf_distill.data.synthetic_idioms import FRENCH_VERBS
 from tf_distill.data.synthetic_morphology import (
     conjugate,
     english_article_fix,

@@ -9,14 +9,24 @@ when the ambiguity does.
 
 from tf_distill.data.synthetic_lexicon import NAMES, adjectives_for, nouns_with
 from tf_distill.data.synthetic_morphology import (
-    IMPERFECT,
     THIRD_PLURAL,
     THIRD_SINGULAR,
-    conjugate,
     english_number,
     french_adjective,
     french_number,
     starts_with_vowel_sound,
+)
+from tf_distill.data.synthetic_verbs import VerbGroups
+from tf_distill.data.synthetic_words import (
+    COLORS,
+    ELIDED_PREFIX,
+    FREQUENCY,
+    LOCATIONS,
+    MANNER,
+    POSSESSIVE,
+    SURFACE_PREPOSITIONS,
+    TIMES,
+    VERY,
 )
 
 # Hidden French choices that English does not mark, drawn once per sentence. The first
@@ -30,62 +40,6 @@ HIDDEN = {
     "question": (("est-ce que", 0.7), ("intonation", 0.3)),
     "past_state": (("imperfect", 0.8), ("compound", 0.2)),
 }
-_VERY = ("very", (("très", 1.0),))
-_COLORS = {"red", "blue", "green", "yellow", "black", "white", "gray", "brown", "orange", "pink"}
-# English possessive determiner and French (masculine, feminine, plural) per possessor.
-_POSSESSIVE = {
-    "I": ("my", ("mon", "ma", "mes")),
-    "tu": ("your", ("ton", "ta", "tes")),
-    "vous": ("your", ("votre", "votre", "vos")),
-    "he": ("his", ("son", "sa", "ses")),
-    "she": ("her", ("son", "sa", "ses")),
-    "we": ("our", ("notre", "notre", "nos")),
-    "they": ("their", ("leur", "leur", "leurs")),
-}
-_LOCATIONS = (
-    ("in", ("dans",)), ("at", ("à",)), ("near", ("près", "de")), ("behind", ("derrière",)),
-    ("in front of", ("devant",)), ("next to", ("à", "côté", "de")), ("far from", ("loin", "de")),
-)  # fmt: skip
-_SURFACES = (("on", ("sur",)), ("under", ("sous",)), ("next to", ("à", "côté", "de")))
-_FREQUENCY = (
-    ("often", (("souvent", 1.0),)),
-    ("always", (("toujours", 1.0),)),
-    ("sometimes", (("parfois", 0.6), ("quelquefois", 0.4))),
-    ("rarely", (("rarement", 1.0),)),
-)
-_MANNER = (
-    ("quickly", (("vite", 0.6), ("rapidement", 0.4))),
-    ("slowly", (("lentement", 1.0),)),
-    ("well", (("bien", 1.0),)),
-    ("badly", (("mal", 1.0),)),
-    ("quietly", (("doucement", 0.6), ("calmement", 0.4))),
-)
-# Time adverbials by tense: English words, French options.
-_TIMES = {
-    "present": (
-        ("today", (("aujourd'hui", 1.0),)),
-        ("now", (("maintenant", 0.7), ("à présent", 0.3))),
-        ("every day", (("tous les jours", 0.7), ("chaque jour", 0.3))),
-        ("every morning", (("tous les matins", 0.7), ("chaque matin", 0.3))),
-        ("in the evening", (("le soir", 1.0),)),
-    ),
-    "past": (
-        ("yesterday", (("hier", 1.0),)),
-        ("last week", (("la semaine dernière", 1.0),)),
-        ("last year", (("l'année dernière", 1.0),)),
-        ("this morning", (("ce matin", 1.0),)),
-        ("last night", (("hier soir", 1.0),)),
-    ),
-    "future": (
-        ("tomorrow", (("demain", 1.0),)),
-        ("next week", (("la semaine prochaine", 1.0),)),
-        ("next year", (("l'année prochaine", 1.0),)),
-        ("tonight", (("ce soir", 1.0),)),
-        ("soon", (("bientôt", 1.0),)),
-    ),
-}
-_ELIDED_PREFIX = ("l'", "d'", "qu'")
-_AUXILIARIES = {"être": conjugate("être"), "avoir": conjugate("avoir")}
 
 PERSONS = nouns_with("P")
 ANIMALS = nouns_with("A")
@@ -99,7 +53,7 @@ def split_words(text):
     """`"l'année dernière"` -> `["l'", "année", "dernière"]` (elided words stand alone)."""
     words = []
     for word in text.split():
-        while word.startswith(_ELIDED_PREFIX):
+        while word.startswith(ELIDED_PREFIX):
             cut = word.index("'") + 1
             words.append(word[:cut])
             word = word[cut:]
@@ -155,7 +109,7 @@ class NounPhrase:
         self.has_relative = False
 
 
-class Phrases:
+class Phrases(VerbGroups):
     """Draws and renders phrases; `synthetic.SentenceMaker` builds sentences from them."""
 
     def __init__(self, rng, choices, ambiguity):
@@ -276,7 +230,7 @@ class Phrases:
         return self.noun_phrase(self.rng.choice(pool), definite_only=True)
 
     def possessor(self):
-        """A pronoun key of `_POSSESSIVE` for my / your / his ...; `you` is hidden tu or vous."""
+        """A pronoun key of `POSSESSIVE` for my / your / his ...; `you` is hidden tu or vous."""
         which = self.rng.choice(("I", "you", "he", "she", "we", "they"))
         return self.hide("you") if which == "you" else which
 
@@ -351,8 +305,8 @@ class Phrases:
             if candidates:
                 adjective = rng.choice(candidates)
                 intensifier = None
-                if adjective.en not in _COLORS and rng.random() < 0.15:
-                    intensifier = _VERY
+                if adjective.en not in COLORS and rng.random() < 0.15:
+                    intensifier = VERY
                     en_adjectives.append(intensifier[0])
                 en_adjectives.append(adjective.en)
                 french_adjective_ = self.pick(adjective.options)
@@ -424,7 +378,7 @@ class Phrases:
             return ["a", "little"], ["un", "peu", "de"], None
         if kind == "possessive":
             owner = self.possessor()
-            en_word, fr_words = _POSSESSIVE[owner]
+            en_word, fr_words = POSSESSIVE[owner]
             fr_word = fr_words[2] if fr_plural else fr_words[0 if gender == "m" else 1]
             return [en_word], [fr_word], None
         if kind == "this":
@@ -448,10 +402,10 @@ class Phrases:
         """`in the garden` / `dans le jardin`; `on the table` for things that stand on one."""
         rng = self.rng
         if "L" not in subject_tags and rng.random() < 0.5:
-            en_prep, fr_prep = rng.choice(_SURFACES)
+            en_prep, fr_prep = rng.choice(SURFACE_PREPOSITIONS)
             where = self.noun_phrase(rng.choice(SURFACES), definite_only=True)
         else:
-            en_prep, fr_prep = rng.choice(_LOCATIONS)
+            en_prep, fr_prep = rng.choice(LOCATIONS)
             where = self.place()
         return en_prep.split() + where.en, list(fr_prep) + where.fr
 
@@ -463,7 +417,7 @@ class Phrases:
         return [preposition] + where.en, ["à"] + where.fr
 
     def time(self, tense):
-        en, options = self.rng.choice(_TIMES[tense])
+        en, options = self.rng.choice(TIMES[tense])
         return en.split(), split_words(self.pick(options))
 
     def clock(self):
@@ -472,125 +426,11 @@ class Phrases:
         return ["at", english_number(hour), "o'clock"], ["à"] + fr
 
     def frequency(self):
-        en, options = self.rng.choice(_FREQUENCY)
+        en, options = self.rng.choice(FREQUENCY)
         return en, self.pick(options)
 
     def manner(self):
-        en, options = self.rng.choice(_MANNER)
+        en, options = self.rng.choice(MANNER)
         return en, self.pick(options)
 
     # Verb groups. ------------------------------------------------------------------------
-
-    def english_verb(
-        self, verb, agreement, tense, negation, frequency=None, question=False, progressive=False
-    ):
-        """English verb group, split as `(front, rest)`: front moves before the subject.
-
-        `verb` is a lexicon `Verb` or `"be"`. Negation is None, "not", "never" or
-        "anymore" (rendered as not + a final `anymore` by the caller).
-        """
-        extra = [frequency] if frequency else []
-        contract = negation in ("not", "anymore") and self.rng.random() < 0.3
-        if verb == "be":
-            if tense == "future":
-                forms = ["will", "be"]
-            elif tense == "past":
-                forms = ["was" if agreement != "pl" else "were"]
-            else:
-                forms = [{"1sg": "am", "3sg": "is", "pl": "are"}[agreement]]
-            aux, rest = forms[0], forms[1:]
-            if negation == "never":
-                return ([aux] if question else []), ([] if question else [aux]) + ["never"] + rest
-            if negation is not None:
-                if contract and aux != "am":
-                    aux = "won't" if aux == "will" else aux + "n't"
-                else:
-                    rest = ["not"] + rest
-            if question:
-                return [aux], extra + rest
-            return [], [aux] + extra + rest
-        if tense == "future":
-            aux, main = "will", verb.base
-        elif progressive and not verb.stative and negation != "never":
-            aux = {"1sg": "am", "3sg": "is", "pl": "are"}[agreement]  # present only
-            main = verb.gerund
-            extra = []
-        elif negation in ("not", "anymore") or question:
-            aux = "did" if tense == "past" else ("does" if agreement == "3sg" else "do")
-            main = verb.base
-        else:  # A plain statement: ate, eats; "never" takes the place of do.
-            main = (
-                verb.past if tense == "past" else (verb.third if agreement == "3sg" else verb.base)
-            )
-            adverb = ["never"] if negation == "never" else extra
-            return [], adverb + [main]
-        if negation == "never":
-            return ([aux], ["never", main]) if question else ([], [aux, "never", main])
-        rest = [main]
-        if negation is not None:
-            if contract and aux != "am":
-                aux = "won't" if aux == "will" else aux + "n't"
-            else:
-                rest = ["not"] + rest
-        if question:
-            return [aux], extra + rest
-        return [], [aux] + extra + rest
-
-    def french_verb(
-        self, verb, subject, tense, negation, frequency=None, invert=False, object_before=None
-    ):
-        """French verb group: `ne mange pas`, `n'a jamais mangé`, `est allée`, `mangera`.
-
-        `verb` is a `FrenchVerb`; `subject` a `NounPhrase` (person, gender, number).
-        With `invert` the subject pronoun follows the verb (`est-il`, `sera-t-elle`).
-        `object_before` is a direct object placed before the verb (`la lettre qu'il a
-        écrite`), which the participle of an avoir verb agrees with.
-        """
-        person = subject.person
-        if tense == "past":
-            auxiliary = _AUXILIARIES[verb.auxiliary]
-            finite = auxiliary.present[person]
-            participle = verb.participle
-            agrees_with = subject if verb.auxiliary == "être" else object_before
-            if agrees_with is not None:
-                participle = french_adjective(
-                    _participle_forms(participle), agrees_with.gender, agrees_with.plural
-                )
-            after = [participle]
-        elif tense == "future":
-            finite, after = verb.future(person), []
-        else:
-            finite, after = verb.present[person], []
-        return self._negate(finite, after, subject, negation, frequency, invert)
-
-    def french_state(self, verb_name, subject, tense, negation, frequency=None, invert=False):
-        """être / avoir for states: the past is the imperfect (était), or passé composé."""
-        verb = _AUXILIARIES[verb_name]
-        person = subject.person
-        if tense == "past" and self.hide("past_state") == "imperfect":
-            return self._negate(
-                IMPERFECT[verb_name][person], [], subject, negation, frequency, invert
-            )
-        if tense == "past":
-            finite = _AUXILIARIES["avoir"].present[person]
-            return self._negate(finite, [verb.participle], subject, negation, frequency, invert)
-        finite = verb.future(person) if tense == "future" else verb.present[person]
-        return self._negate(finite, [], subject, negation, frequency, invert)
-
-    def _negate(self, finite, after, subject, negation, frequency, invert):
-        if invert:
-            pronoun = subject.fr[0]
-            joint = "-t-" if finite[-1] in "ae" and pronoun in ("il", "elle", "on") else "-"
-            finite = finite + joint + pronoun
-        words = [finite]
-        if negation is not None:
-            words = ["ne", finite, {"not": "pas", "never": "jamais", "anymore": "plus"}[negation]]
-        if frequency:
-            words.append(frequency)
-        return words + after
-
-
-def _participle_forms(participle):
-    # Participles agree like adjectives ending in a consonant or é: allé, allée, allés.
-    plural = participle if participle.endswith("s") else participle + "s"
-    return participle, participle + "e", plural, participle + "es", participle
