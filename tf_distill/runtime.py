@@ -47,6 +47,24 @@ def find_export_dir(path):
     )
 
 
+def read_metadata(export_dir):
+    """The `export.json` of an export directory, or a TranslateError naming the file."""
+    path = Path(export_dir) / "export.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise TranslateError(f"{path} is unreadable ({error}). Re-run the export.") from None
+
+
+def load_tokenizers(export_dir):
+    """The (source, target) tokenizers saved in an export directory."""
+    tokenizer_dir = Path(export_dir) / "tokenizer"
+    try:
+        return Tokenizer.load(tokenizer_dir, "source"), Tokenizer.load(tokenizer_dir, "target")
+    except (OSError, ValueError) as error:
+        raise TranslateError(f"tokenizer files in {tokenizer_dir} are unusable: {error}") from None
+
+
 class Translator:
     """A translation student exported by tf_distill, run by the LiteRT interpreter.
 
@@ -76,8 +94,8 @@ class Translator:
         self.batch_size = int(batch_size)
         self.export_dir = find_export_dir(model_dir)
         metadata_path = self.export_dir / "export.json"
+        self.metadata = read_metadata(self.export_dir)
         try:
-            self.metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
             self.special = dict(self.metadata["special_token_ids"])
             self.max_source_tokens = int(self.metadata["max_sequence_length"]) - 1
         except (OSError, ValueError, KeyError, TypeError) as error:
@@ -98,14 +116,7 @@ class Translator:
                 f"{sorted(self.metadata.get('files', {}))}."
                 + (" Export with a beam size (export.beam_size) for beam search." if beam else "")
             )
-        tokenizer_dir = self.export_dir / "tokenizer"
-        try:
-            self.source_tokenizer = Tokenizer.load(tokenizer_dir, "source")
-            self.target_tokenizer = Tokenizer.load(tokenizer_dir, "target")
-        except (OSError, ValueError) as error:
-            raise TranslateError(
-                f"tokenizer files in {tokenizer_dir} are unusable: {error}"
-            ) from None
+        self.source_tokenizer, self.target_tokenizer = load_tokenizers(self.export_dir)
         from ai_edge_litert.interpreter import Interpreter
 
         try:

@@ -4,7 +4,6 @@ Used by `python -m tf_distill translate`. It runs every exported format the same
 would: TFLite files through the LiteRT interpreter, one `translate` call per sentence.
 """
 
-import json
 import statistics
 import sys
 import time
@@ -12,7 +11,7 @@ import time
 import numpy as np
 
 from tf_distill.errors import TranslateError  # noqa: F401  (raised here; re-exported)
-from tf_distill.runtime import find_export_dir
+from tf_distill.runtime import find_export_dir, load_tokenizers, read_metadata
 
 FORMATS = {
     "tflite-int8": "student_int8.tflite",
@@ -27,31 +26,17 @@ class Translator:
     """Translates sentences with one exported format of a student."""
 
     def __init__(self, model_dir, fmt="tflite-int8", num_threads=None, beam=False):
-        from tf_distill.data import Tokenizer
-
         if fmt not in FORMATS:
             raise TranslateError(f"--format must be one of {list(FORMATS)}. Received: {fmt!r}.")
         self.export_dir = find_export_dir(model_dir)
-        try:
-            self.metadata = json.loads((self.export_dir / "export.json").read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise TranslateError(
-                f"{self.export_dir / 'export.json'} is unreadable: {error}."
-            ) from None
+        self.metadata = read_metadata(self.export_dir)
         path = self.export_dir / FORMATS[fmt]
         if not path.exists():
             raise TranslateError(
                 f"{path} is missing: this export has no {fmt!r} file. "
                 f"Exported formats: {sorted(self.metadata.get('files', {}))}."
             )
-        tokenizer_dir = self.export_dir / "tokenizer"
-        try:
-            self.source_tokenizer = Tokenizer.load(tokenizer_dir, "source")
-            self.target_tokenizer = Tokenizer.load(tokenizer_dir, "target")
-        except (OSError, ValueError) as error:
-            raise TranslateError(
-                f"tokenizer files in {tokenizer_dir} are unusable: {error}"
-            ) from None
+        self.source_tokenizer, self.target_tokenizer = load_tokenizers(self.export_dir)
         self.max_length = int(self.metadata["max_sequence_length"]) - 1
         if beam and not fmt.startswith("tflite"):
             raise TranslateError(
