@@ -276,6 +276,77 @@ def test_resume_after_interruption(tmp_path):
     assert all(len(line.split("\t")) == 2 for line in translations)
 
 
+def _comparable(report):
+    """A report without what measures time (stage timings, latencies, conversion time)."""
+    report = json.loads(json.dumps(report))
+    report.pop("timings_s")
+    for role in ("teacher", "baseline", "student", "student_ce"):
+        if role in report:
+            report[role].pop("latency_ms")
+    report["ratios"].pop("speedup_vs_teacher")
+    for parity in (report.get("export") or {}).get("parity", {}).values():
+        parity.pop("conversion_s", None)
+    return report
+
+
+def test_random_kills_resume_to_the_uninterrupted_report(tiny_run, tmp_path):
+    """kill -9 at 20+ random moments across every stage, each followed by --resume: the run
+    finishes, and its report equals the uninterrupted run's (timings aside)."""
+    import random
+
+    uninterrupted, _ = tiny_run
+    out = tmp_path / "run"
+    args = ["--config", TINY, "--output-dir", str(out), "--set", "training.epochs=2"]
+    rng = random.Random(0)
+    kills, stages_hit = 0, set()
+    while True:
+        resume = ["--resume"] if (out / "config.json").exists() else []
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "train.py"), *args, *resume],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            output, _ = process.communicate(timeout=rng.uniform(4, 20) if kills < 20 else 900)
+            assert process.returncode == 0, output[-3000:]
+            break
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            output, _ = process.communicate()
+            kills += 1
+            started = [line.split("stage ")[1].split(":")[0] for line in output.splitlines()
+                       if ": start" in line and "stage " in line]  # fmt: skip
+            stages_hit.add(started[-1] if started else "startup")
+    assert kills >= 20
+    assert len(stages_hit) >= 4, stages_hit  # the kills fell in several stages
+    got = json.loads((out / "report.json").read_text())
+    expected = json.loads((uninterrupted / "report.json").read_text())
+    assert _comparable(got) == _comparable(expected)
+    assert not list(out.rglob("*.tmp")) and not list(out.rglob("*.partial*"))
+
+
+def test_a_resume_with_a_changed_config_or_a_second_run_is_refused(tiny_run, tmp_path):
+    import shutil
+
+    uninterrupted, _ = tiny_run
+    out = tmp_path / "run"
+    shutil.copytree(uninterrupted, out)
+    args = ["--config", TINY, "--output-dir", str(out), "--set", "training.epochs=2"]
+    changed = train(*args, "--set", "distillation.alpha=0.9", "--resume")
+    assert changed.returncode == 2
+    assert "differs from the run's in distillation.alpha" in changed.stderr
+    assert changed.stderr.count("\n") == 1 and "Traceback" not in changed.stderr
+    assert json.loads((out / "config.json").read_text())["distillation"]["alpha"] == 0.5
+    # A process holding the run's lock (this one, alive) keeps a second run out.
+    (out / "run.lock").write_text(f"{os.getpid()} {__import__('socket').gethostname()}\n")
+    second = train(*args, "--resume")
+    assert second.returncode == 2 and f"Another process (pid {os.getpid()}" in second.stderr
+    (out / "run.lock").unlink()
+
+
 def test_failed_export_still_writes_the_report(tmp_path, monkeypatch):
     """An export that fails its parity check fails the run, but keeps its evaluation."""
     import tf_distill.export as export_lib

@@ -30,6 +30,9 @@ def test_check_start_fresh_and_resume(tmp_path):
     run.config_file.write_text("{}")
     run.check_start(resume=False)  # a config alone (a run that failed early) is no run
     (run.path / "state").mkdir()
+    run.record_file("timings").write_text("{}")
+    run.check_start(resume=False)  # stage timings alone: nothing was trained yet
+    (run.path / "state" / "teacher").mkdir()  # a checkpoint
     with pytest.raises(ConfigError, match="already holds a run.*--resume"):
         run.check_start(resume=False)
     run.check_start(resume=True)
@@ -90,9 +93,45 @@ def test_remove_fresh_run(tmp_path):
     made.remove_fresh_run()
     assert not made.path.exists()  # the run made it: it goes
     existing = rd.RunDirectory(tmp_path)
-    (tmp_path / "logs").mkdir()
+    (tmp_path / "notes.txt").write_text("the user's")
     existing.create()
     (tmp_path / "tokenizer").mkdir()
     (tmp_path / "config.json").write_text("{}")
     existing.remove_fresh_run()
-    assert tmp_path.exists() and list(tmp_path.iterdir()) == []  # emptied, not deleted
+    # What the run wrote goes; what was there before stays, as it was.
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+    assert (tmp_path / "notes.txt").read_text() == "the user's"
+
+
+def test_resume_refuses_a_config_that_changes_what_was_trained(tmp_path):
+    run = rd.RunDirectory(tmp_path)
+    recorded = {"training": {"epochs": 3, "jit_compile": "auto"}, "evaluation": {"beam_size": 4}}
+    rd.write_json(run.config_file, recorded)
+    same = {"training": {"epochs": 3, "jit_compile": "auto"}, "evaluation": {"beam_size": 4}}
+    run.check_resume_config(same)
+    # Evaluation, export and jit_compile may change: a resumed run redoes what they shape.
+    run.check_resume_config(
+        {"training": {"epochs": 3, "jit_compile": False}, "evaluation": {"beam_size": 1}}
+    )
+    with pytest.raises(ConfigError, match=r"differs from the run's in training\.epochs:"):
+        run.check_resume_config({**same, "training": {"epochs": 5, "jit_compile": "auto"}})
+    # A key the recorded config predates counts as its default.
+    newer = {**same, "training": {**same["training"], "seed": 0}}
+    run.check_resume_config(newer, defaults={"training": {"seed": 0}})
+    with pytest.raises(ConfigError, match=r"training\.seed"):
+        run.check_resume_config(
+            {**same, "training": {**same["training"], "seed": 1}}, {"training": {"seed": 0}}
+        )
+
+
+def test_notes_travel_inside_keras_files(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    path = tmp_path / "m.keras"
+    rd.save_model(model, path, note={"target_tokenizer": "abc"})
+    assert rd.read_note(path) == {"target_tokenizer": "abc"}
+    assert keras.saving.load_model(path).count_params() == 3  # Keras ignores the note
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras"]
+    (tmp_path / "plain.txt").write_text("x")
+    assert rd.read_note(tmp_path / "plain.txt") is None

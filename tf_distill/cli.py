@@ -81,7 +81,10 @@ def _train(args):
     if args.output_dir:
         overrides.append(f"output_dir={args.output_dir}")
     config = config_lib.load(args.config, overrides)
-    RunDirectory(config.output_dir).check_start(args.resume)  # before TensorFlow loads
+    run_dir = RunDirectory(config.output_dir)  # checked before TensorFlow loads
+    run_dir.check_start(args.resume)
+    if args.resume:
+        run_dir.check_resume_config(config.to_dict(), config_lib.Config().to_dict())
     _import_tensorflow_quietly()
     from tf_distill.pipeline import run_pipeline
 

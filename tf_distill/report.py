@@ -85,6 +85,17 @@ def _transfer_note(data):
     )
 
 
+def _truncation_note(data, config):
+    found = data.get("truncation")
+    if not found:
+        return ""
+    return (
+        f" training.max_sequence_length {config['training']['max_sequence_length']} cut "
+        f"{found['share']:.1%} of the training pairs ({found['source_cut']:,} sources, "
+        f"{found['target_cut']:,} targets)."
+    )
+
+
 def _significance_lines(report):
     """The paired bootstrap figures, and in words whether each difference is real."""
     found = report.get("significance") or {}
@@ -173,7 +184,9 @@ def write_report(run_dir, result):
         "",
         f"Data: {report['data']['source']}, {report['data']['pairs']:,} pairs "
         f"(train {report['data']['train']:,}, valid {report['data']['valid']:,}, "
-        f"test {report['data']['test']:,})." + _transfer_note(report["data"]),
+        f"test {report['data']['test']:,})."
+        + _transfer_note(report["data"])
+        + _truncation_note(report["data"], report["config"]),
         "",
         markdown_table(report),
         "",

@@ -27,11 +27,17 @@ import json
 import os
 import shutil
 import socket
+import zipfile
 from pathlib import Path
 
 from tf_distill.errors import ConfigError
 
 LOCK_NAME = "run.lock"
+NOTE_NAME = "tf_distill.json"  # what tf_distill adds inside a .keras archive
+# Keys `--resume` may change: they shape only the evaluation and the export, which a
+# resumed run redoes. Any other change would leave a report describing models it did not
+# train.
+RESUMABLE_CHANGES = ("export.", "evaluation.", "training.jit_compile", "output_dir")
 
 
 def _pid_alive(pid):
@@ -49,7 +55,7 @@ def write_text(path, text):
     `os.replace`)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
@@ -60,13 +66,39 @@ def write_json(path, value, indent=None):
     write_text(path, json.dumps(value, indent=indent) + "\n")
 
 
-def save_model(model, path):
+def save_model(model, path, note=None):
     """`model.save(path)` atomically: Keras writes `<stem>.partial.keras`, which then
-    replaces `path` (Keras insists on the `.keras` suffix)."""
+    replaces `path` (Keras insists on the `.keras` suffix). `note`, a JSON-able dict, is
+    stored inside the archive as `tf_distill.json` (Keras ignores it when loading), so
+    that it travels with the file: `read_note` gives it back."""
     path = Path(path)
     tmp = path.with_name(f"{path.stem}.partial.keras")
     model.save(tmp)
+    if note is not None:
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(NOTE_NAME, json.dumps(note))
     os.replace(tmp, path)
+
+
+def read_note(path):
+    """The note `save_model` stored in a `.keras` file, or None (no note, or no archive)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read(NOTE_NAME))
+    except (KeyError, OSError, ValueError, zipfile.BadZipFile):
+        return None
+
+
+def config_changes(recorded, new):
+    """The dotted keys whose values differ between two config dicts."""
+    changed = []
+    for key in sorted(set(recorded) | set(new)):
+        a, b = recorded.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changed += [f"{key}.{k}" for k in config_changes(a, b)]
+        elif a != b:
+            changed.append(key)
+    return changed
 
 
 def replace_dir(tmp, final):
@@ -97,6 +129,7 @@ class RunDirectory:
     def __init__(self, path):
         self.path = Path(path)
         self._created = False
+        self._before = set()  # what the directory held before this process wrote to it
         self._lock_held = False
 
     # Paths.
@@ -138,6 +171,10 @@ class RunDirectory:
     def summary_file(self, role):
         return self.path / "state" / f"{role}.summary.json"
 
+    def record_file(self, name):
+        """`state/<name>.json`: what a stage measured once, kept for a resumed run."""
+        return self.path / "state" / f"{name}.json"
+
     def logs_dir(self, role):
         return self.path / "logs" / role
 
@@ -148,8 +185,10 @@ class RunDirectory:
     # Checks, made before TensorFlow loads.
 
     def holds_run(self):
-        """Whether a run has started here (a checkpoint or a report exists)."""
-        return self.report_json.exists() or (self.path / "state").exists()
+        """Whether a run has trained here (a checkpoint or a report exists)."""
+        state = self.path / "state"
+        checkpoints = state.is_dir() and any(p.is_dir() for p in state.iterdir())
+        return self.report_json.exists() or checkpoints
 
     def check_output_dir(self):
         """The directory is a directory, or can be made as one; nothing is written."""
@@ -182,6 +221,32 @@ class RunDirectory:
                 "Pass --resume to continue it, or choose another --output-dir."
             )
 
+    def check_resume_config(self, config_dict, defaults=None):
+        """On `--resume`: the config may differ from the recorded one only in keys that do
+        not change what was trained (`RESUMABLE_CHANGES`); a ConfigError lists the others.
+        `defaults` (a config dict) fills keys that the recorded config predates."""
+        try:
+            recorded = json.loads(self.config_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise ConfigError(
+                f"--resume: {str(self.config_file)!r} is unreadable, so the run cannot be "
+                "checked. Start a new run in another --output-dir."
+            ) from None
+        for section, values in (defaults or {}).items():
+            if isinstance(values, dict) and isinstance(recorded.get(section), dict):
+                recorded[section] = {**values, **recorded[section]}
+        changed = [
+            key
+            for key in config_changes(recorded, config_dict)
+            if not key.startswith(RESUMABLE_CHANGES)
+        ]
+        if changed:
+            raise ConfigError(
+                f"--resume with a config that differs from the run's in {', '.join(changed)}: "
+                "the models already trained would not match it. Resume with the recorded "
+                f"config ({self.config_file}), or start a new run in another --output-dir."
+            )
+
     def finished_run_files(self):
         """`(config.json, student.keras)` of a run that trained its student; a ConfigError
         naming what is missing otherwise."""
@@ -203,6 +268,13 @@ class RunDirectory:
     def create(self):
         """Makes the directory (and its parents); a ConfigError if the system refuses."""
         self._created = not self.path.exists()
+        # The outermost folder this call makes (parents included): what a failed fresh
+        # run removes.
+        self._made = self.path
+        while not self._made.parent.exists():
+            self._made = self._made.parent
+        if not self._created and self.path.is_dir():
+            self._before = {p.name for p in self.path.iterdir()}
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -254,12 +326,13 @@ class RunDirectory:
 
     def remove_fresh_run(self):
         """Deletes what a failed fresh run wrote: the directory itself if this run made it,
-        else everything in it but the lock (the caller releases that)."""
+        else every entry that was not there before `create` (the lock stays: the caller
+        releases it)."""
         if self._created:
-            shutil.rmtree(self.path, ignore_errors=True)
+            shutil.rmtree(self._made, ignore_errors=True)
             return
         for path in self.path.iterdir():
-            if path.name == LOCK_NAME:
+            if path.name == LOCK_NAME or path.name in self._before:
                 continue
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)

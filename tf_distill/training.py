@@ -51,6 +51,43 @@ def empty_curves():
     return {"loss": [], "val_loss": [], "ce": [], "val_ce": [], "val_bleu": []}
 
 
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """`EarlyStopping` on the validation loss whose state (epochs waited, best loss and
+    epoch, best weights) a checkpoint can save and a resumed run can put back."""
+
+    def __init__(self, patience):
+        super().__init__(monitor="val_loss", patience=patience, restore_best_weights=True)
+        self._restored = None
+
+    def state(self):
+        return {
+            "wait": self.wait,
+            "best": None if self.best is None else float(self.best),
+            "best_epoch": self.best_epoch,
+            "stopped_epoch": self.stopped_epoch,
+        }
+
+    def restore(self, state, best_weights):
+        self._restored = (state, best_weights)
+
+    def stopped_before(self):
+        """Whether the restored run had already stopped early (nothing left to train)."""
+        return self._restored is not None and self._restored[0]["stopped_epoch"] > 0
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self._restored is not None:
+            state, self.best_weights = self._restored
+            self.wait, self.best = state["wait"], state["best"]
+            self.best_epoch, self.stopped_epoch = state["best_epoch"], state["stopped_epoch"]
+
+
+def _seed_states(model):
+    """The state variables of the dropout layers' seed generators: `.keras` files do not
+    keep them, and without them a resumed run would draw other dropout masks."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
 class EpochCheckpoint(keras.callbacks.Callback):
     """After every epoch: validation BLEU for the curves, then the model, the optimizer
     state, the epoch number and (for checkpoint averaging) the weights of the last
@@ -63,12 +100,17 @@ class EpochCheckpoint(keras.callbacks.Callback):
         state_dir: the checkpoint directory (`RunDirectory.state_dir(role)`).
         valid_bleu: a function of the model giving its validation BLEU.
         keep_epochs: epochs of weights kept for averaging (1: none).
+        early_stopping: the `ResumableEarlyStopping` whose state is saved with each epoch
+            (it must come before this callback, so that it has seen the epoch).
     """
 
-    def __init__(self, role, model, optimizer, state_dir, valid_bleu, keep_epochs=1):
+    def __init__(
+        self, role, model, optimizer, state_dir, valid_bleu, keep_epochs=1, early_stopping=None
+    ):
         super().__init__()
         self.role, self.trained, self.optimizer_ref = role, model, optimizer
         self.state_dir, self.valid_bleu = state_dir, valid_bleu
+        self.early_stopping = early_stopping
         self.curves = empty_curves()
         self.recent = collections.deque(maxlen=keep_epochs) if keep_epochs > 1 else None
 
@@ -81,6 +123,18 @@ class EpochCheckpoint(keras.callbacks.Callback):
         values = np.load(self.state_dir / "optimizer.npz")
         for i, variable in enumerate(self.optimizer_ref.variables):
             variable.assign(values[f"v{i}"])
+        rng = self.state_dir / "rng.npz"
+        if rng.exists():
+            values = np.load(rng)
+            for i, variable in enumerate(_seed_states(self.trained)):
+                variable.assign(values[f"s{i}"])
+        if self.early_stopping is not None and "early_stopping" in state:
+            best = self.state_dir / "best.npz"
+            best_weights = None
+            if best.exists():
+                values = np.load(best)
+                best_weights = [values[f"w{i}"] for i in range(len(values.files))]
+            self.early_stopping.restore(state["early_stopping"], best_weights)
         self.curves = {**empty_curves(), **state["curves"]}
         path = self.state_dir / "recent.npz"
         if self.recent is not None and path.exists():
@@ -123,7 +177,19 @@ class EpochCheckpoint(keras.callbacks.Callback):
                     for i, w in enumerate(weights)
                 },
             )
+        np.savez(
+            tmp / "rng.npz",
+            **{f"s{i}": np.asarray(v) for i, v in enumerate(_seed_states(self.trained))},
+        )
         state = {"role": self.role, "epoch": epoch + 1, "curves": curves}
+        stopping = self.early_stopping
+        if stopping is not None:
+            state["early_stopping"] = stopping.state()
+            if stopping.best_weights is not None:
+                np.savez(
+                    tmp / "best.npz",
+                    **{f"w{i}": w for i, w in enumerate(stopping.best_weights)},
+                )
         (tmp / "state.json").write_text(json.dumps(state))
         (tmp / "curves.json").write_text(json.dumps(curves))
         # The previous checkpoint is replaced only once the new one is complete.
@@ -183,6 +249,7 @@ def fit_model(
     resume,
     valid_bleu,
     average_epochs=1,
+    note=None,
 ):
     """Trains `trainer` (a compiled-to-be `Distiller` around the model of `role`) for
     `epochs` with per-epoch checkpoints in `run_dir`, continuing a killed run's checkpoint
@@ -192,6 +259,8 @@ def fit_model(
         training: the config's `training` section (optimizer, schedule, early stopping).
         valid_bleu: a function of a model giving its validation BLEU (curves, averaging).
         pairs: how many training pairs `train_ds` holds (for the log and the report).
+        note: a dict stored inside the saved `.keras` file (`run_dir.save_model`), e.g.
+            the fingerprints of the tokenizers the model reads and writes.
     """
     if resume and run_dir.model_file(role).exists():
         return load_trained(role, run_dir)
@@ -203,18 +272,17 @@ def fit_model(
     optimizer = build_optimizer(training, total_steps)
     trainer.compile(optimizer=optimizer, jit_compile=resolve_jit_compile(training.jit_compile))
     state_dir = run_dir.state_dir(role)
-    checkpoint = EpochCheckpoint(role, model, optimizer, state_dir, valid_bleu, average_epochs)
+    stopping = ResumableEarlyStopping(training.early_stopping_patience)
+    checkpoint = EpochCheckpoint(
+        role, model, optimizer, state_dir, valid_bleu, average_epochs, early_stopping=stopping
+    )
     initial_epoch = 0
     if resume and (state_dir / "state.json").exists():
         initial_epoch = checkpoint.restore()
         _LOG.info(f"{role}: resuming after epoch {initial_epoch}")
     callbacks = [
+        stopping,  # before the checkpoint, which saves its state of the same epoch
         checkpoint,
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss",
-            patience=training.early_stopping_patience,
-            restore_best_weights=True,
-        ),
         keras.callbacks.TensorBoard(
             log_dir=str(run_dir.logs_dir(role)), write_graph=False, profile_batch=0
         ),
@@ -223,9 +291,15 @@ def fit_model(
         f"{role}: {model.count_params():,} parameters, {pairs:,} training pairs, "
         f"{epochs} epochs of {steps} steps"
     )
-    if initial_epoch < epochs:
+    if initial_epoch < epochs and not stopping.stopped_before():
+        # Epoch i trains on pass i of `train_ds` (each pass shuffles anew, in an order
+        # fixed by the seed and the pass number); a resumed run skips the finished
+        # epochs' passes (data only, no training), so it sees the batches an
+        # uninterrupted run would.
+        epoch_passes = train_ds.repeat().skip(initial_epoch * steps)
         trainer.fit(
-            train_ds,
+            epoch_passes,
+            steps_per_epoch=steps,
             validation_data=valid_ds,
             epochs=epochs,
             initial_epoch=initial_epoch,
@@ -233,6 +307,9 @@ def fit_model(
             shuffle=False,  # the dataset shuffles itself, within length buckets
             verbose=2,
         )
+    else:  # nothing left to train: what `fit` would have done at its end
+        stopping.on_train_begin()
+        stopping.on_train_end()
     summary = {
         "pairs": int(pairs),
         "epochs": len(checkpoint.curves["loss"]),
@@ -241,7 +318,7 @@ def fit_model(
     averaging = None
     if average_epochs > 1:
         averaging = average_weights(role, model, checkpoint.recent, valid_bleu)
-    run_dir_lib.save_model(model, run_dir.model_file(role))
+    run_dir_lib.save_model(model, run_dir.model_file(role), note=note)
     run_dir_lib.write_json(
         run_dir.summary_file(role), {"training": summary, "averaging": averaging}
     )

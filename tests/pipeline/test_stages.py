@@ -24,7 +24,7 @@ RAW = {
     "student": {"num_layers": 1, "num_heads": 2, "hidden_dim": 8, "intermediate_dim": 16},
     "distillation": {"teacher_top_k": 4, "alpha": 0.5, "temperature": 2.0},
     "training": {"epochs": 1, "batch_size": 32, "max_sequence_length": 16, "warmup_steps": 2,
-                 "jit_compile": False},
+                 "jit_compile": False, "max_truncated_share": 1.0},
     "export": {"formats": ["saved_model"], "parity_sentences": 8},
     "evaluation": {"beam_size": 2, "max_sentences": 12, "latency_sentences": 2,
                    "valid_sentences": 10, "num_samples": 2, "bootstrap_samples": 100},
@@ -128,16 +128,52 @@ def test_train_teachers_writes_the_model_and_its_records(staged):
     assert again.trained["teacher"].curves["val_bleu"] == trained.curves["val_bleu"]
 
 
-def test_loaded_teacher_must_share_the_vocabulary(staged, tmp_path):
-    tokenizers = staged["tokenizers"]
-    path = tmp_path / "t.keras"
-    staged["teachers"].teacher.save(path)
-    assert model_stages.load_teacher(path, tokenizers).count_params() > 0
-    other = data_stages.Tokenizers(
-        tokenizers.source, _FakeSize(tokenizers.target.vocabulary_size + 1)
-    )
-    with pytest.raises(ConfigError, match="has a vocabulary of .* Load a teacher"):
-        model_stages.load_teacher(path, other)
+def test_a_loaded_teacher_is_checked_before_anything_trains(staged, tmp_path):
+    from tf_distill.data import Tokenizer
+    from tf_distill.models import build_classifier
+    from tf_distill.run_dir import read_note
+
+    tokenizers, run_dir = staged["tokenizers"], staged["run_dir"]
+    teacher_file = run_dir.model_file("teacher")
+    # A teacher the pipeline trained carries its tokenizers' fingerprints.
+    assert read_note(teacher_file) == tokenizers.note
+    assert model_stages.load_teacher(teacher_file, tokenizers, 16).count_params() > 0
+
+    # Another vocabulary of the same size: the sizes agree, the fingerprints do not.
+    words = tokenizers.target.vocabulary
+    shuffled = words[:4] + words[4:][::-1]
+    other = Tokenizer(shuffled)
+    assert other.vocabulary_size == tokenizers.target.vocabulary_size
+    with pytest.raises(ConfigError, match="another target vocabulary of the same size"):
+        model_stages.load_teacher(
+            teacher_file, data_stages.Tokenizers(tokenizers.source, other), 16
+        )
+
+    # A copy without the note, away from its run: only the size can be checked (warned).
+    bare = tmp_path / "bare" / "t.keras"
+    bare.parent.mkdir()
+    staged["teachers"].teacher.save(bare)
+    assert read_note(bare) is None
+    assert model_stages.load_teacher(bare, tokenizers, 16) is not None
+    # ... unless a run's tokenizer/ folder sits beside it: then its fingerprint is read.
+    other.save(bare.parent / "tokenizer", "source")
+    other.save(bare.parent / "tokenizer", "target")
+    with pytest.raises(ConfigError, match="another source vocabulary"):
+        model_stages.load_teacher(bare, tokenizers, 16)
+
+    with pytest.raises(ConfigError, match="takes sequences of at most 16 tokens.*Lower"):
+        model_stages.load_teacher(teacher_file, tokenizers, 20)
+    size = data_stages.Tokenizers(tokenizers.source, _FakeSize(words.__len__() + 1))
+    with pytest.raises(ConfigError, match="has a target vocabulary of .* Load a teacher"):
+        model_stages.load_teacher(bare, size, 16)
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ConfigError, match="not a Keras model file tf_distill can load"):
+        model_stages.load_teacher(junk, tokenizers, 16)
+    classifier = tmp_path / "classifier.keras"
+    build_classifier(150, 2, 17, 1, 2, 8, 16).save(classifier)
+    with pytest.raises(ConfigError, match="build_transformer"):
+        model_stages.load_teacher(classifier, tokenizers, 16)
 
 
 @dataclasses.dataclass
@@ -306,3 +342,62 @@ def test_fit_model_resumes_from_its_epoch_checkpoint(staged, tmp_path):
     assert len(second.curves["loss"]) == 2 and second.curves["loss"][0] == first.curves["loss"][0]
     # The optimizer continued: its step count is two epochs', not one.
     assert second.training["steps"] == 2 * first.training["steps"]
+
+
+def test_truncation_is_counted_warned_and_refused(staged, caplog):
+    from tf_distill.data import Tokenizer
+
+    tokenizer = Tokenizer(["[PAD]", "[UNK]", "[START]", "[END]", "a", "b"])
+    tokenizers = data_stages.Tokenizers(tokenizer, tokenizer)
+    pairs = [("a a a", "b"), ("a", "b b b"), ("a", "b"), ("a a", "b b")]
+    # Length 3: the first source fits (3); the second target has no room for its end.
+    found = data_stages.count_truncated(pairs, tokenizers, 3)
+    assert found["source_cut"] == 0 and found["target_cut"] == 1 and found["share"] == 0.25
+    assert data_stages.count_truncated(pairs, tokenizers, 2)["share"] == 0.75
+    with pytest.raises(ConfigError, match=r"cuts 25\.0% .*max_truncated_share \(20%\).*Raise"):
+        data_stages.check_truncation(found, 3, limit=0.2)
+    with caplog.at_level("WARNING"):
+        data_stages.check_truncation(found, 3, limit=0.3)
+    assert "cuts 25.0% of the training pairs (0 sources, 1 targets)" in caplog.text
+    assert staged["datasets"].truncation["pairs"] == len(staged["data"].splits.train)
+
+
+def test_a_resumed_fit_equals_an_uninterrupted_one_bit_for_bit(staged, tmp_path, monkeypatch):
+    """Killed after epoch 1 or 2 of 3 (dropout on, early stopping watching), resumed in a
+    fresh model: the final weights, curves and step count equal the uninterrupted run's."""
+    from tf_distill.data import make_seq2seq_dataset
+
+    config, tokenizers, datasets = staged["config"], staged["tokenizers"], staged["datasets"]
+    config = dataclasses.replace(config, teacher=dataclasses.replace(config.teacher, dropout=0.2))
+    t = dataclasses.replace(config.training, epochs=3, early_stopping_patience=1)
+
+    def fit(run_dir, resume):
+        keras.utils.set_random_seed(3)
+        model = model_stages.build_model(config, "teacher", tokenizers)
+        train_ds = make_seq2seq_dataset(
+            datasets.train_split, shuffle=True, seed=0, **datasets.options
+        )
+        return training.fit_model(
+            "teacher", Distiller(None, model, alpha=1.0), train_ds, datasets.valid,
+            epochs=3, pairs=datasets.train_pairs, training=t, run_dir=run_dir,
+            resume=resume, valid_bleu=lambda m: 0.0,
+        )  # fmt: skip
+
+    whole = fit(RunDirectory(tmp_path / "whole"), False)
+    real_end = training.EpochCheckpoint.on_epoch_end
+    for kill_after in (0, 1):
+
+        def killing(self, epoch, logs=None, kill_after=kill_after):
+            real_end(self, epoch, logs)
+            if epoch == kill_after:
+                raise KeyboardInterrupt  # as a kill right after the checkpoint
+
+        run_dir = RunDirectory(tmp_path / f"killed{kill_after}")
+        monkeypatch.setattr(training.EpochCheckpoint, "on_epoch_end", killing)
+        with pytest.raises(KeyboardInterrupt):
+            fit(run_dir, False)
+        monkeypatch.setattr(training.EpochCheckpoint, "on_epoch_end", real_end)
+        resumed = fit(run_dir, True)
+        for a, b in zip(whole.model.get_weights(), resumed.model.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert resumed.curves == whole.curves and resumed.training == whole.training

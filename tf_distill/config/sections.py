@@ -106,6 +106,9 @@ class TrainingConfig:
     # slower here (compile minutes per model, slower steps; docs/BENCHMARKS.md).
     jit_compile: bool | str = "auto"
     early_stopping_patience: int = 3
+    # The most training pairs max_sequence_length may cut (a source longer than it, or a
+    # target with no room left for the end token) before the run refuses to start.
+    max_truncated_share: float = 0.25
     seed: int = 0
     # Teacher recipe. Label smoothing eps of the teachers' CE target (Szegedy et al. 2016).
     teacher_label_smoothing: float = 0.0

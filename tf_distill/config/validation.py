@@ -200,6 +200,10 @@ def _check_training(t):
     )
     _check(t.warmup_steps >= 0, "training.warmup_steps must be >= 0.")
     _check(
+        0 <= t.max_truncated_share <= 1,
+        f"training.max_truncated_share must be in [0, 1]. Received: {t.max_truncated_share}.",
+    )
+    _check(
         t.jit_compile in (True, False, "auto"),
         f'training.jit_compile must be true, false or "auto". Received: {t.jit_compile!r}.',
     )

@@ -12,6 +12,7 @@ Files: `save()` writes the vocabulary as plain text, one token a line, line numb
 (the format keras-hub, tensorflow-text and a mobile app read), and the settings as JSON.
 """
 
+import hashlib
 import json
 import os
 import unicodedata
@@ -23,6 +24,7 @@ import regex
 
 from tf_distill.data.errors import DataError, located
 from tf_distill.data.vocabulary_learner import SUFFIX, learn_word_piece_vocabulary
+from tf_distill.run_dir import write_text
 
 PAD, UNK, START, END = "[PAD]", "[UNK]", "[START]", "[END]"
 SPECIAL_TOKENS = (PAD, UNK, START, END)
@@ -86,6 +88,14 @@ class Tokenizer:
     @property
     def vocabulary_size(self):
         return len(self.vocabulary)
+
+    @property
+    def fingerprint(self):
+        """A short hash of the vocabulary (every token, in order) and the case folding:
+        two tokenizers with the same fingerprint give every text the same ids."""
+        digest = hashlib.sha256("\n".join(self.vocabulary).encode("utf-8"))
+        digest.update(b"lowercase" if self.lowercase else b"cased")
+        return digest.hexdigest()[:16]
 
     @property
     def special_ids(self):
@@ -262,8 +272,7 @@ class Tokenizer:
         """
         os.makedirs(directory, exist_ok=True)
         vocabulary_path = os.path.join(directory, f"{prefix}_vocab.txt")
-        with open(vocabulary_path, "w", encoding="utf-8", newline="\n") as file:
-            file.write("".join(token + "\n" for token in self.vocabulary))
+        write_text(vocabulary_path, "".join(token + "\n" for token in self.vocabulary))
         config = {
             "vocabulary_file": os.path.basename(vocabulary_path),
             "vocabulary_size": self.vocabulary_size,
@@ -273,9 +282,10 @@ class Tokenizer:
             "suffix_indicator": SUFFIX,
             "special_tokens": {token: i for i, token in enumerate(SPECIAL_TOKENS)},
         }
-        with open(os.path.join(directory, f"{prefix}_tokenizer.json"), "w", encoding="utf-8") as f:
-            json.dump(config, f, indent=2, ensure_ascii=False)
-            f.write("\n")
+        write_text(
+            os.path.join(directory, f"{prefix}_tokenizer.json"),
+            json.dumps(config, indent=2, ensure_ascii=False) + "\n",
+        )
         return vocabulary_path
 
     @classmethod

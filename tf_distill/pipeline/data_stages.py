@@ -3,11 +3,14 @@ tf.data datasets and the fixed sentence sets that evaluation decodes."""
 
 import dataclasses
 import logging
+import shutil
 
 import numpy as np
 
 from tf_distill import data as data_lib
 from tf_distill import evaluation, transfer
+from tf_distill.errors import ConfigError
+from tf_distill.run_dir import read_dir, replace_dir
 
 _LOG = logging.getLogger(__name__)
 
@@ -93,11 +96,19 @@ class Tokenizers:
         """The target side's start / end / pad ids, as decoding and export take them."""
         return self.target.special_ids
 
+    @property
+    def note(self):
+        """What every model file of the run carries about the ids it reads and writes."""
+        return {
+            "source_tokenizer": self.source.fingerprint,
+            "target_tokenizer": self.target.fingerprint,
+        }
+
 
 def prepare_tokenizers(config, train_pairs, run_dir, resume):
     """Trains the tokenizers on the training split and saves them in the run directory;
     on `--resume`, loads the ones saved there instead."""
-    directory = run_dir.tokenizer_dir
+    directory = read_dir(run_dir.tokenizer_dir)
     if resume and (directory / "target_vocab.txt").exists():
         _LOG.info("tokenizer loaded from the previous run")
         return load_tokenizers(run_dir)
@@ -109,14 +120,17 @@ def prepare_tokenizers(config, train_pairs, run_dir, resume):
     else:
         source = data_lib.Tokenizer.train(sources, vocabulary_size=t.vocabulary_size)
         target = data_lib.Tokenizer.train(targets, vocabulary_size=t.vocabulary_size)
-    source.save(directory, "source")
-    target.save(directory, "target")
+    tmp = directory.with_name(directory.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    source.save(tmp, "source")
+    target.save(tmp, "target")
+    replace_dir(tmp, directory)
     _LOG.info(f"vocabulary: source {source.vocabulary_size}, target {target.vocabulary_size}")
     return Tokenizers(source, target)
 
 
 def load_tokenizers(run_dir):
-    directory = run_dir.tokenizer_dir
+    directory = read_dir(run_dir.tokenizer_dir)
     return Tokenizers(
         data_lib.Tokenizer.load(directory, "source"), data_lib.Tokenizer.load(directory, "target")
     )
@@ -156,12 +170,63 @@ class Datasets:
     test: object
     options: dict  # tokenizers, batch_size, max_sequence_length, bucket_lengths
     train_pairs: int  # pairs in `train`
+    train_split: list  # those pairs, for a model that needs a training dataset of its own
     valid_set: EvalSet  # the first `evaluation.valid_sentences` validation sources
     test_set: EvalSet
+    truncation: dict  # training pairs cut by max_sequence_length (see `count_truncated`)
+
+
+# The share of training pairs cut by max_sequence_length that earns a warning (the
+# refusal is at training.max_truncated_share).
+WARN_TRUNCATED = 0.01
+
+
+def count_truncated(pairs, tokenizers, max_length):
+    """How many pairs `max_sequence_length` cuts: a source longer than it, or a target
+    that leaves no room for the end token (the model would never learn to stop there).
+    Also the length that would keep 99% of each side whole."""
+    sources = [len(r) for r in tokenizers.source.tokenize([s for s, _ in pairs])]
+    targets = [len(r) + 1 for r in tokenizers.target.tokenize([t for _, t in pairs])]
+    source_cut = sum(n > max_length for n in sources)
+    target_cut = sum(n > max_length for n in targets)
+    cut = sum(a > max_length or b > max_length for a, b in zip(sources, targets, strict=True))
+    keeps_99 = int(max(np.percentile(sources, 99), np.percentile(targets, 99))) if pairs else 0
+    return {
+        "pairs": len(pairs),
+        "source_cut": source_cut,
+        "target_cut": target_cut,
+        "share": round(cut / max(1, len(pairs)), 4),
+        "length_keeping_99_percent": keeps_99,
+    }
+
+
+def check_truncation(found, max_length, limit=0.25):
+    """Logs the share of cut training pairs; warns above 1%, refuses above `limit`."""
+    share = found["share"]
+    what = (
+        f"training.max_sequence_length {max_length} cuts {share:.1%} of the training pairs "
+        f"({found['source_cut']} sources, {found['target_cut']} targets)"
+    )
+    if share > limit:
+        raise ConfigError(
+            f"{what}, more than training.max_truncated_share ({limit:.0%}) allows. Raise "
+            f"training.max_sequence_length to about {found['length_keeping_99_percent']} "
+            "(keeps 99% of both sides whole)."
+        )
+    if share > WARN_TRUNCATED:
+        _LOG.warning(
+            f"{what}; raise it to about {found['length_keeping_99_percent']} to keep 99% whole."
+        )
+    else:
+        _LOG.info(what)
 
 
 def make_datasets(config, splits, tokenizers):
+    """The datasets and evaluation sets; refuses a max_sequence_length that cuts more
+    than a quarter of the training pairs."""
     t = config.training
+    truncation = count_truncated(splits.train, tokenizers, t.max_sequence_length)
+    check_truncation(truncation, t.max_sequence_length, t.max_truncated_share)
     options = dict(
         source_tokenizer=tokenizers.source,
         target_tokenizer=tokenizers.target,
@@ -177,8 +242,10 @@ def make_datasets(config, splits, tokenizers):
         test=data_lib.make_seq2seq_dataset(splits.test, shuffle=False, **options),
         options=options,
         train_pairs=len(splits.train),
+        train_split=list(splits.train),
         valid_set=valid_set.head(config.evaluation.valid_sentences),
         test_set=eval_set(splits.test, tokenizers.source, max_length),
+        truncation=truncation,
     )
 
 

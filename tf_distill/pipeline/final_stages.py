@@ -25,10 +25,22 @@ class Evaluation:
     sample_references: list  # each a " | "-joined list of the source's references
 
 
-def round_student(config, student, test_set, tokenizers, run_dir):
+def round_student(config, student, test_set, tokenizers, run_dir, resume=False):
     """Rounds the student's weights to the int8 grid (see `export.round_to_int8_grid`),
-    saves it, and returns how many test sentences the rounding changed."""
+    saves it, and returns how many test sentences the rounding changed. A resumed run
+    whose student was rounded already gives back what was measured then (rounding again
+    changes nothing, so measuring again would say 100%)."""
+    import json
+
     from tf_distill.tflite import round_to_int8_grid
+
+    record = run_dir.record_file("int8_rounding")
+    if resume and record.exists():
+        # Rounding is idempotent: a student saved rounded stays as it is, one the kill
+        # caught before its save is rounded now, exactly as it was then.
+        round_to_int8_grid(student)
+        run_dir_lib.save_model(student, run_dir.model_file("student"), note=tokenizers.note)
+        return json.loads(record.read_text())
 
     source_ids = test_set.source_ids[: config.export.parity_sentences]
     length = decode_length(config)
@@ -40,8 +52,10 @@ def round_student(config, student, test_set, tokenizers, run_dir):
         f"student: {tensors} weight tensors rounded to the int8 grid; greedy output "
         f"unchanged on {same:.1%} of {len(source_ids)} test sentences"
     )
-    run_dir_lib.save_model(student, run_dir.model_file("student"))
-    return {"tensors": tensors, "same_greedy_output": same}
+    summary = {"tensors": tensors, "same_greedy_output": same}
+    run_dir_lib.write_json(record, summary)  # first: see the resumed case above
+    run_dir_lib.save_model(student, run_dir.model_file("student"), note=tokenizers.note)
+    return summary
 
 
 def evaluate(config, models, files, training, test_set, test_ds, tokenizers):

@@ -13,9 +13,9 @@ from tf_distill import data as data_lib
 from tf_distill.data import DataError
 from tf_distill.distiller import Distiller
 from tf_distill.errors import ConfigError
-from tf_distill.models import build_transformer
+from tf_distill.models import build_transformer, seq2seq_parts
 from tf_distill.pipeline.data_stages import decode_length
-from tf_distill.run_dir import write_text
+from tf_distill.run_dir import read_note, write_text
 from tf_distill.sequence_kd import teacher_translations
 from tf_distill.training import TrainedModel, empty_curves, fit_model, load_trained
 
@@ -68,17 +68,77 @@ class Teachers:
         return models[0] if len(models) == 1 else models
 
 
-def load_teacher(path, tokenizers):
-    teacher = keras.saving.load_model(path)
-    vocab = teacher.outputs[0].shape[-1]
-    if vocab != tokenizers.target.vocabulary_size:
+def load_teacher(path, tokenizers, max_sequence_length):
+    """Loads a `teacher.path` file and checks that this run can distil from it: a
+    `build_transformer` model, of this run's vocabularies (their fingerprints, not only
+    their sizes: the same size can hold other words), taking sources as long as the run's.
+
+    Raises:
+        ConfigError: naming the file, what is wrong and the fix.
+    """
+    where = f"teacher.path {str(path)!r}"
+    fix = "Load a teacher trained on this data with these tokenizer settings, or remove "
+    fix += "teacher.path to train one."
+    try:
+        teacher = keras.saving.load_model(path)
+    except Exception as error:  # Keras raises many kinds for a file it cannot read
         raise ConfigError(
-            f"teacher.path {str(path)!r} has a vocabulary of {vocab} but this run's target "
-            f"tokenizer has {tokenizers.target.vocabulary_size}. Load a teacher "
-            "trained with the same tokenizer, or remove teacher.path to train one."
+            f"{where} is not a Keras model file tf_distill can load "
+            f"({type(error).__name__}: {str(error).splitlines()[0][:160]}). Give a "
+            "teacher.keras written by `tf-distill train`, or remove teacher.path."
+        ) from None
+    try:
+        parts = seq2seq_parts(teacher)
+    except ValueError as error:
+        raise ConfigError(f"{where}: {error}") from None
+    sizes = {
+        "source": (parts.encoder_embedding.vocabulary_size, tokenizers.source),
+        "target": (parts.decoder_embedding.vocabulary_size, tokenizers.target),
+    }
+    for side, (size, tokenizer) in sizes.items():
+        if size != tokenizer.vocabulary_size:
+            raise ConfigError(
+                f"{where} has a {side} vocabulary of {size} but this run's {side} tokenizer "
+                f"has {tokenizer.vocabulary_size}. {fix}"
+            )
+    if parts.max_sequence_length < max_sequence_length + 1:
+        raise ConfigError(
+            f"{where} takes sequences of at most {parts.max_sequence_length - 1} tokens, "
+            f"but training.max_sequence_length is {max_sequence_length}. Lower "
+            "training.max_sequence_length to match, or remove teacher.path."
         )
+    recorded = teacher_vocabularies(path)
+    if recorded is None:
+        _LOG.warning(
+            f"{where} carries no tokenizer fingerprint and has no tokenizer/ beside it: "
+            "its vocabulary cannot be checked beyond its size."
+        )
+    for side, fingerprint in (recorded or {}).items():
+        expected = tokenizers.note[f"{side}_tokenizer"]
+        if fingerprint != expected:
+            raise ConfigError(
+                f"{where} was trained with another {side} vocabulary of the same size "
+                f"(fingerprint {fingerprint}, this run's {expected}): its token ids mean "
+                f"other words. {fix}"
+            )
     _LOG.info(f"teacher loaded from {path}")
     return teacher
+
+
+def teacher_vocabularies(path):
+    """{"source": fingerprint, "target": fingerprint} of the tokenizers a teacher file was
+    trained with: from the note inside the file, else from the `tokenizer/` folder of the
+    run directory it sits in; None if neither says."""
+    note = read_note(path)
+    if note and "target_tokenizer" in note:
+        return {side: note[f"{side}_tokenizer"] for side in ("source", "target")}
+    folder = Path(path).parent / "tokenizer"
+    try:
+        return {
+            side: data_lib.Tokenizer.load(folder, side).fingerprint for side in ("source", "target")
+        }
+    except (DataError, OSError, ValueError):
+        return None
 
 
 def train_teachers(ctx, tokenizers, datasets, valid_bleu):
@@ -92,7 +152,8 @@ def train_teachers(ctx, tokenizers, datasets, valid_bleu):
     trained, files = {}, {}
     for i, role in enumerate(roles):
         if i < len(paths):
-            trained[role] = TrainedModel(load_teacher(paths[i], tokenizers), empty_curves(), {})
+            teacher = load_teacher(paths[i], tokenizers, t.max_sequence_length)
+            trained[role] = TrainedModel(teacher, empty_curves(), {})
             files[role] = Path(paths[i])
             continue
         files[role] = ctx.run_dir.model_file(role)
@@ -104,10 +165,15 @@ def train_teachers(ctx, tokenizers, datasets, valid_bleu):
         if t.teacher_label_smoothing:
             _LOG.info(f"{role}: label smoothing {t.teacher_label_smoothing}")
         trainer = Distiller(None, model, alpha=1.0, label_smoothing=t.teacher_label_smoothing)
+        # A dataset of its own (made after the seed is set, like the students'): its
+        # passes shuffle in an order fixed by the seed, whatever trained before it.
+        train_ds = data_lib.make_seq2seq_dataset(
+            datasets.train_split, shuffle=True, seed=t.seed, **datasets.options
+        )
         trained[role] = fit_model(
             role,
             trainer,
-            datasets.train,
+            train_ds,
             datasets.valid,
             epochs=t.teacher_epochs or t.epochs,
             pairs=datasets.train_pairs,
@@ -116,6 +182,7 @@ def train_teachers(ctx, tokenizers, datasets, valid_bleu):
             resume=ctx.resume,
             valid_bleu=valid_bleu,
             average_epochs=t.teacher_average_epochs,
+            note=tokenizers.note,
         )
     return Teachers(trained, files)
 
@@ -150,6 +217,7 @@ def train_student(ctx, role, tokenizers, datasets, pairs, valid_bleu, teacher=No
         run_dir=ctx.run_dir,
         resume=ctx.resume,
         valid_bleu=valid_bleu,
+        note=tokenizers.note,
     )
 
 

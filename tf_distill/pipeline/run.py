@@ -26,17 +26,25 @@ _LOG = logging.getLogger(__name__)
 
 
 class _Timer:
-    """Runs stages, logging their start and end and recording their seconds."""
+    """Runs stages, logging their start and end and recording their seconds in
+    `state/timings.json`; a resumed run adds its seconds to those of the processes before
+    it, so the report's timings cover the whole run."""
 
-    def __init__(self):
+    def __init__(self, record, resume):
+        self.record = record
         self.seconds = {}
+        if resume and record.exists():
+            self.seconds = json.loads(record.read_text())
 
     def __call__(self, name, fn, /, *args, **kwargs):
         _LOG.info(f"stage {name}: start")
         start = time.perf_counter()
         result = fn(*args, **kwargs)
-        self.seconds[name] = round(time.perf_counter() - start, 2)
-        _LOG.info(f"stage {name}: done in {self.seconds[name]:.1f} s")
+        spent = time.perf_counter() - start
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + spent, 2)
+        _LOG.info(f"stage {name}: done in {spent:.1f} s")
+        self.record.parent.mkdir(exist_ok=True)
+        write_json(self.record, self.seconds)
         return result
 
 
@@ -44,11 +52,14 @@ def run_pipeline(config, resume=False):
     """Runs every stage for `config` in `config.output_dir`; returns the report dict.
 
     A fresh run that stops on bad input (a data file, a teacher of another vocabulary)
-    leaves nothing behind unless it got as far as a checkpoint.
+    leaves nothing behind unless it got as far as a checkpoint: a directory it made is
+    removed, one that existed keeps what it held before and only that.
     """
     run_dir = RunDirectory(config.output_dir)
     run_dir.check_start(resume)
-    fresh = not resume and (not run_dir.path.exists() or not any(run_dir.path.iterdir()))
+    if resume:
+        run_dir.check_resume_config(config.to_dict(), config_lib.Config().to_dict())
+    fresh = not resume
     run_dir.create()
     with run_dir.lock():
         try:
@@ -62,7 +73,7 @@ def run_pipeline(config, resume=False):
 def _run_stages(ctx):
     config, run_dir = ctx.config, ctx.run_dir
     d, e = config.distillation, config.export
-    stage = _Timer()
+    stage = _Timer(run_dir.record_file("timings"), ctx.resume)
     write_json(run_dir.config_file, config.to_dict(), indent=2)
     keras.utils.set_random_seed(config.training.seed)
 
@@ -99,7 +110,7 @@ def _run_stages(ctx):
             name="teacher_translations",
             what="training sources (sequence-level KD)",
         )
-    data_summary = dict(data.summary)
+    data_summary = {**data.summary, "truncation": datasets.truncation}
     if data.transfer_sources:
         transfer = stage(
             "transfer_set",
@@ -137,6 +148,7 @@ def _run_stages(ctx):
             datasets.test_set,
             tokenizers,
             run_dir,
+            ctx.resume,
         )
 
     models = {role: t.model for role, t in teachers.trained.items()}
