@@ -308,6 +308,7 @@ def fit_model(
             verbose=2,
         )
     else:  # nothing left to train: what `fit` would have done at its end
+        stopping.set_model(trainer)
         stopping.on_train_begin()
         stopping.on_train_end()
     summary = {
