@@ -30,8 +30,9 @@ SMALL = {
 
 
 def run(args, cwd, stdin=None):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the checkout's package, installed or not
     return subprocess.run(
-        [sys.executable, *args], cwd=cwd, capture_output=True, input=stdin, timeout=600
+        [sys.executable, *args], cwd=cwd, capture_output=True, input=stdin, timeout=600, env=env
     )
 
 

@@ -101,6 +101,11 @@ def test_file_errors(tmp_path):
         cfg.load(write(tmp_path, {}), ["training.epochs"])
     with pytest.raises(cfg.ConfigError, match="Unknown config section 'trainin'"):
         cfg.load(write(tmp_path, {}), ["trainin.epochs=3"])
+    array = tmp_path / "array.json"
+    array.write_text("[]", encoding="utf-8")
+    # With an override too (the CLI adds --output-dir as one): still the one-line error.
+    with pytest.raises(cfg.ConfigError, match="must be a JSON object of sections.*a JSON list"):
+        cfg.load(array, ["output_dir=x"])
 
 
 def test_jit_compile_auto_follows_the_visible_devices():

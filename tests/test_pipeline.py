@@ -171,6 +171,17 @@ def test_translate_cli_errors(tmp_path):
             "data.source_column and data.target_column must differ",
         ),
         (["--config", TINY, "--resume"], "holds no run to resume (no config.json)"),
+        (["--confg", TINY], "required: --config; see `tf-distill train --help`"),
+        (
+            ["--config", TINY, "--set", "training.max_sequence_length=4"]
+            + [
+                "--set",
+                "training.max_truncated_share=0.25",
+                "--set",
+                "training.bucket_lengths=null",
+            ],
+            "cuts 100.0% of the training pairs",
+        ),
     ],
 )
 def test_config_errors_exit_2_and_write_nothing(tmp_path, args, message):
@@ -597,3 +608,29 @@ def test_latency_bench_runs_and_the_runtime_cold_start_skips_tensorflow(tiny_run
     # Not a timing claim: a process that never imports TensorFlow holds far less memory.
     assert starts["runtime"]["peak_rss_mb"] < starts["tensorflow"]["peak_rss_mb"] / 2
     assert "Cold start" in result.stdout
+
+
+def test_device_table_bench_measures_every_file_and_the_teacher_in_tflite(tiny_run, tmp_path):
+    out, _ = tiny_run
+    output = tmp_path / "device.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "device_table.py"), "--run-dir", str(out)]
+        + ["--sentences", "2", "--repeats", "1", "--output", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    report = json.loads(output.read_text())
+    rows = {(r["model"], r["format"], r["decoding"]): r for r in report["table"]}
+    for mode in ("greedy", "beam"):
+        assert ("teacher", "tflite fp32", mode) in rows and ("teacher", "keras", mode) in rows
+        for precision in ("fp32", "fp16", "int8"):
+            row = rows[("student", f"tflite {precision}", mode)]
+            size = out / "export" / f"student_{precision}{'_beam' * (mode == 'beam')}.tflite"
+            assert row["bytes"] == size.stat().st_size
+            expected = rows[("teacher", "tflite fp32", mode)]["ms_per_sentence"]
+            assert report["ratios"][f"{precision}_{mode}_speedup_vs_teacher_fp32"] == round(
+                expected / row["ms_per_sentence"], 2
+            )

@@ -10,8 +10,16 @@ from tf_distill.run_dir import RunDirectory
 from tf_distill.version import __version__
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors in one line (usage stays behind --help)."""
+
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {message}; see `{self.prog} --help`.\n")
+        sys.exit(2)
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tf-distill",
         description="Teacher-student distillation of Transformers with Keras 3 / TensorFlow.",
     )

@@ -109,6 +109,11 @@ def load(path, overrides=()):
         ) from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text; save the config as UTF-8 JSON.") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path}: the config must be a JSON object of sections. "
+            f"Received: a JSON {type(raw).__name__}."
+        )
     for override in overrides:
         apply_override(raw, override)
     return from_dict(raw)
