@@ -117,6 +117,11 @@ def cases(work):
         None,
     )
     yield "train: unknown argument", [str(ROOT / "train.py"), "--confg", "x"], None
+    yield (
+        "translate: stdin not UTF-8",
+        ["-m", "tf_distill", "translate", "--model", str(work / "none"), "--format", "tflite-int8"],
+        b"hello\n\xff\xfe\n",
+    )
 
 
 def main():

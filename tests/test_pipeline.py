@@ -288,13 +288,21 @@ def test_resume_after_interruption(tmp_path):
 
 
 def _comparable(report):
-    """A report without what measures time (stage timings, latencies, conversion time)."""
+    """A report without what measures time (stage timings, latencies, conversion time),
+    the run's own path, and the byte counts of `.keras` files and the SavedModel (a model
+    loaded back from its file serializes a few hundred bytes of metadata differently; the
+    weights, every score and every TFLite file are the same)."""
     report = json.loads(json.dumps(report))
     report.pop("timings_s")
+    report["config"].pop("output_dir")
+    for name in ("keras", "saved_model"):
+        report["export"]["files"].pop(name)
     for role in ("teacher", "baseline", "student", "student_ce"):
         if role in report:
             report[role].pop("latency_ms")
+            report[role].pop("size_bytes")
     report["ratios"].pop("speedup_vs_teacher")
+    report["ratios"].pop("size_vs_teacher")
     for parity in (report.get("export") or {}).get("parity", {}).values():
         parity.pop("conversion_s", None)
     return report
@@ -634,3 +642,31 @@ def test_device_table_bench_measures_every_file_and_the_teacher_in_tflite(tiny_r
             assert report["ratios"][f"{precision}_{mode}_speedup_vs_teacher_fp32"] == round(
                 expected / row["ms_per_sentence"], 2
             )
+
+
+def test_truncated_student_and_non_utf8_stdin_are_one_line_errors(tiny_run, tmp_path):
+    import shutil
+
+    out, _ = tiny_run
+    broken = tmp_path / "run"
+    broken.mkdir()
+    shutil.copy(out / "config.json", broken)
+    shutil.copytree(out / "tokenizer", broken / "tokenizer")
+    (broken / "student.keras").write_bytes((out / "student.keras").read_bytes()[:1000])
+    cli = [sys.executable, "-m", "tf_distill"]
+    result = subprocess.run(
+        [*cli, "export", "--run-dir", str(broken)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert result.returncode == 2 and "student.keras cannot be loaded" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (broken / "export").exists()
+    result = subprocess.run(
+        [*cli, "translate", "--model", str(out), "--format", "tflite-int8"],
+        input=b"a sentence\n\xff\xfe\n",
+        capture_output=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2
+    assert result.stderr.decode().strip() == (
+        "tf-distill: error: stdin line 2 is not UTF-8 text (byte 0xff). "
+        "Convert the input to UTF-8, e.g. with iconv."
+    )

@@ -92,8 +92,23 @@ class Translator:
         return self.target_tokenizer.detokenize(out)[0]
 
 
+def _stdin_lines():
+    """The sentences piped in, one per line; a TranslateError for text that is not UTF-8."""
+    raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            line = raw[: error.start].count(b"\n") + 1
+            raise TranslateError(
+                f"stdin line {line} is not UTF-8 text (byte {raw[error.start]:#x}). "
+                "Convert the input to UTF-8, e.g. with iconv."
+            ) from None
+    return raw.splitlines()
+
+
 def main(args):
-    sentences = args.sentences or [line.rstrip("\n") for line in sys.stdin]
+    sentences = args.sentences or _stdin_lines()
     translator = Translator(args.model, args.format, num_threads=args.threads, beam=args.beam)
     times = []
     for sentence in sentences:

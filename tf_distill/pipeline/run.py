@@ -228,6 +228,13 @@ def export_run(run_dir, overrides=()):
         test_set = data_stages.eval_set(
             data.splits.test, tokenizers.source, config.training.max_sequence_length
         )
-        student = keras.saving.load_model(student_path)
+        try:
+            student = keras.saving.load_model(student_path)
+        except Exception as error:  # a truncated or foreign file fails in Keras' own way
+            raise ConfigError(
+                f"{student_path} cannot be loaded ({type(error).__name__}: "
+                f"{str(error).splitlines()[0][:160]}). Finish the run with `tf-distill train "
+                "--config ... --resume`, which writes it again."
+            ) from None
         _LOG.info(f"exporting {student_path}")
         return final_stages.export_model(config, student, test_set, tokenizers, run_dir)
