@@ -98,8 +98,8 @@ def load_teacher(path, tokenizers, max_sequence_length):
     for side, (size, tokenizer) in sizes.items():
         if size != tokenizer.vocabulary_size:
             raise ConfigError(
-                f"{where} has a {side} vocabulary of {size} but this run's {side} tokenizer "
-                f"has {tokenizer.vocabulary_size}. {fix}"
+                f"{where} has a vocabulary of {size} but this run's {side} tokenizer has "
+                f"{tokenizer.vocabulary_size}. {fix}"
             )
     if parts.max_sequence_length < max_sequence_length + 1:
         raise ConfigError(
