@@ -599,19 +599,23 @@ def test_tatoeba_config_runs_on_another_language_pair(tmp_path):
     assert (run_dir / "export" / "student_int8.tflite").stat().st_size > 0
 
 
-def test_latency_bench_runs_and_the_runtime_cold_start_skips_tensorflow(tiny_run, tmp_path):
-    out, _ = tiny_run
-    output = tmp_path / "latency.json"
+def run_bench(script, run_dir, output, sentences):
+    """Runs `bench/<script>` on a run directory (one repeat); its JSON report and process."""
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "latency.py"), "--run-dir", str(out)]
-        + ["--sentences", "3", "--repeats", "1", "--output", str(output)],
+        [sys.executable, str(ROOT / "bench" / script), "--run-dir", str(run_dir)]
+        + ["--sentences", str(sentences), "--repeats", "1", "--output", str(output)],
         capture_output=True,
         text=True,
         timeout=600,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    report = json.loads(output.read_text())
+    return json.loads(output.read_text()), result
+
+
+def test_latency_bench_runs_and_the_runtime_cold_start_skips_tensorflow(tiny_run, tmp_path):
+    out, _ = tiny_run
+    report, result = run_bench("latency.py", out, tmp_path / "latency.json", sentences=3)
     starts = report["cold_start"]
     # Not a timing claim: a process that never imports TensorFlow holds far less memory.
     assert starts["runtime"]["peak_rss_mb"] < starts["tensorflow"]["peak_rss_mb"] / 2
@@ -620,17 +624,7 @@ def test_latency_bench_runs_and_the_runtime_cold_start_skips_tensorflow(tiny_run
 
 def test_device_table_bench_measures_every_file_and_the_teacher_in_tflite(tiny_run, tmp_path):
     out, _ = tiny_run
-    output = tmp_path / "device.json"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "device_table.py"), "--run-dir", str(out)]
-        + ["--sentences", "2", "--repeats", "1", "--output", str(output)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    report = json.loads(output.read_text())
+    report, _ = run_bench("device_table.py", out, tmp_path / "device.json", sentences=2)
     rows = {(r["model"], r["format"], r["decoding"]): r for r in report["table"]}
     for mode in ("greedy", "beam"):
         assert ("teacher", "tflite fp32", mode) in rows and ("teacher", "keras", mode) in rows

@@ -135,3 +135,18 @@ def test_notes_travel_inside_keras_files(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras"]
     (tmp_path / "plain.txt").write_text("x")
     assert rd.read_note(tmp_path / "plain.txt") is None
+
+
+def test_resume_with_an_unreadable_recorded_config_is_refused(tmp_path):
+    run = rd.RunDirectory(tmp_path)
+    run.config_file.write_text("{not json")
+    with pytest.raises(ConfigError, match="is unreadable, so the run cannot be checked"):
+        run.check_resume_config({})
+
+
+def test_a_half_written_lock_is_taken_over(tmp_path):
+    run = rd.RunDirectory(tmp_path)
+    run.lock_file.write_text("")  # its writer died between creating and writing it
+    with run.lock():
+        assert run.lock_file.read_text().split()[0] == str(os.getpid())
+    assert not run.lock_file.exists()

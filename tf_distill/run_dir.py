@@ -130,7 +130,6 @@ class RunDirectory:
         self.path = Path(path)
         self._created = False
         self._before = set()  # what the directory held before this process wrote to it
-        self._lock_held = False
 
     # Paths.
 
@@ -303,11 +302,9 @@ class RunDirectory:
                 self.lock_file.unlink(missing_ok=True)
         with os.fdopen(fd, "w") as f:
             f.write(owner)
-        self._lock_held = True
         try:
             yield self
         finally:
-            self._lock_held = False
             self.lock_file.unlink(missing_ok=True)
 
     def _lock_owner(self):

@@ -265,6 +265,11 @@ def test_evaluate_round_export_and_report(staged):
     big = [w for w in student.get_weights() if w.ndim >= 2 and w.size >= MIN_QUANTIZED_ELEMENTS]
     assert rounding["tensors"] == len(big)
     assert rounding["same_greedy_output"] == round(evaluation.sequence_agreement(before, after), 4)
+    # Resumed: the figure measured then comes back (rounding again would measure 100%).
+    again = final_stages.round_student(
+        config, student, datasets.test_set, tokenizers, run_dir, resume=True
+    )
+    assert again == rounding
     saved = keras.saving.load_model(run_dir.model_file("student"))
     for a, b in zip(saved.get_weights(), student.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)  # the rounded weights were saved

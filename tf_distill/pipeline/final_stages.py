@@ -2,6 +2,7 @@
 model on the test set, exporting the student."""
 
 import dataclasses
+import json
 import logging
 
 from tf_distill import evaluation
@@ -30,8 +31,6 @@ def round_student(config, student, test_set, tokenizers, run_dir, resume=False):
     saves it, and returns how many test sentences the rounding changed. A resumed run
     whose student was rounded already gives back what was measured then (rounding again
     changes nothing, so measuring again would say 100%)."""
-    import json
-
     from tf_distill.tflite import round_to_int8_grid
 
     record = run_dir.record_file("int8_rounding")
