@@ -99,6 +99,11 @@ def _train(args):
     report = run_pipeline(config, resume=args.resume)
     print(f"report: {config.output_dir}/report.md")
     ratios = report.get("ratios", {})
+    if ratios.get("macro_f1_vs_teacher") is not None:
+        print(
+            f"student: {ratios['macro_f1_vs_teacher']:.1%} of the teacher's macro-F1 with "
+            f"{ratios['params_vs_teacher']:.1%} of its parameters"
+        )
     if ratios.get("bleu_vs_teacher") is not None:
         print(
             f"student: {ratios['bleu_vs_teacher']:.1%} of the teacher's BLEU with "

@@ -18,6 +18,10 @@ TEACHER_TOP_LOG_PROBS = "teacher_top_log_probs"
 # it); a Distiller at another temperature stops with an error instead of learning from
 # the wrong distribution.
 TEACHER_TEMPERATURE = "teacher_temperature"
+# Optional nested dict in a batch's input dict: what a teacher with a tokenizer of its own
+# reads (e.g. a keras-hub classifier's token_ids / segment_ids / padding_mask); the student
+# reads the rest of the dict. Made by `make_classification_dataset(teacher_inputs=...)`.
+TEACHER_INPUTS = "teacher_inputs"
 
 
 @keras.saving.register_keras_serializable(package="tf_distill")
@@ -55,6 +59,12 @@ class Distiller(keras.Model):
     With `teacher=None` the same machinery trains a model on the labels alone (masked
     cross-entropy, same metrics, `alpha` must be 1): that is how tf_distill trains the
     teacher itself and the no-teacher baseline, so all three are measured alike.
+
+    A teacher with a tokenizer of its own (e.g. a keras-hub BERT classifier distilled into
+    a student with a small vocabulary: class logits do not depend on the tokenizer): put
+    its inputs in the batch's input dict under `"teacher_inputs"` (a nested dict;
+    `make_classification_dataset(teacher_inputs=...)` does this). The teacher reads them,
+    the student reads the rest of the dict.
 
     Cached teacher outputs: when a batch's input dict also holds `"teacher_top_ids"` and
     `"teacher_top_log_probs"` (the teacher's k most likely tokens per position and their
@@ -155,6 +165,7 @@ class Distiller(keras.Model):
 
     def call(self, inputs, training=None):
         inputs, _ = _split_cached(inputs)
+        inputs, _ = _split_teacher_inputs(inputs)
         return self.student(inputs, training=training)
 
     def compile(self, optimizer="adam", metrics=None, weighted_metrics=None, **kwargs):
@@ -251,8 +262,9 @@ class Distiller(keras.Model):
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         x, cached = _split_cached(x, self.temperature)
+        x, teacher_x = _split_teacher_inputs(x)
         # The teacher runs before the tape opens: nothing of its forward pass is recorded.
-        teacher_logits = None if cached is not None else self._teacher_logits(x)
+        teacher_logits = None if cached is not None else self._teacher_logits(teacher_x)
         with tf.GradientTape() as tape:
             student_logits = tf.cast(self.student(x, training=True), tf.float32)
             loss, y, mask, *sums = self._loss_terms(
@@ -268,8 +280,9 @@ class Distiller(keras.Model):
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         x, cached = _split_cached(x, self.temperature)
+        x, teacher_x = _split_teacher_inputs(x)
         student_logits = tf.cast(self.student(x, training=False), tf.float32)
-        teacher_logits = None if cached is not None else self._teacher_logits(x)
+        teacher_logits = None if cached is not None else self._teacher_logits(teacher_x)
         _, y, mask, *sums = self._loss_terms(
             y, student_logits, teacher_logits, sample_weight, cached
         )
@@ -363,6 +376,16 @@ def _split_cached(x, temperature=None):
             ),
         )
     return x, (x.pop(TEACHER_TOP_IDS), x.pop(TEACHER_TOP_LOG_PROBS))
+
+
+def _split_teacher_inputs(x):
+    """`(the student's inputs, the teacher's)`: the teacher reads `x["teacher_inputs"]`
+    when the batch carries it (a tokenizer of its own), else the same inputs as the student."""
+    if not isinstance(x, dict) or TEACHER_INPUTS not in x:
+        return x, x
+    x = dict(x)
+    teacher_x = x.pop(TEACHER_INPUTS)
+    return x, teacher_x
 
 
 def _check_outputs_agree(teacher, student):

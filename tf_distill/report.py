@@ -246,7 +246,7 @@ def write_report(run_dir, result):
     return report
 
 
-def plot_curves(curves, path):
+def plot_curves(curves, path, score_name="BLEU"):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -267,7 +267,7 @@ def plot_curves(curves, path):
         loss_ax.plot(epochs, valid, color=color, linestyle="--", label=f"{role} valid")
         bleu_ax.plot(epochs, values["val_bleu"], color=color, marker="o", label=role)
     loss_ax.set_title("cross-entropy per epoch (train solid, validation dashed)")
-    bleu_ax.set_title("validation BLEU per epoch")
+    bleu_ax.set_title(f"validation {score_name} per epoch")
     for ax in (loss_ax, bleu_ax):
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -6,7 +6,7 @@ import json
 import typing
 from pathlib import Path
 
-from tf_distill.config.sections import SECTIONS, Config
+from tf_distill.config.sections import SECTIONS, TOP_LEVEL_KEYS, Config
 from tf_distill.config.validation import validate
 from tf_distill.errors import ConfigError
 
@@ -69,10 +69,10 @@ def from_dict(raw):
     if not isinstance(raw, dict):
         raise ConfigError(f"The config must be a JSON object. Received: {type(raw).__name__}.")
     config = Config()
-    valid_top = sorted([*SECTIONS, "output_dir"])
+    valid_top = sorted([*SECTIONS, *TOP_LEVEL_KEYS])
     for key, value in raw.items():
-        if key == "output_dir":
-            config.output_dir = _coerce(value, str, "output_dir")
+        if key in TOP_LEVEL_KEYS:
+            setattr(config, key, _coerce(value, str, key))
             continue
         if key not in SECTIONS:
             raise ConfigError(f"Unknown config section {key!r}. Valid sections: {valid_top}.")
@@ -131,8 +131,8 @@ def apply_override(raw, override):
         value = json.loads(text)
     except json.JSONDecodeError:
         value = text
-    if parts == ["output_dir"]:
-        raw["output_dir"] = value
+    if len(parts) == 1 and parts[0] in TOP_LEVEL_KEYS:
+        raw[parts[0]] = value
         return
     if len(parts) != 2 or not all(parts):
         raise ConfigError(
@@ -142,6 +142,6 @@ def apply_override(raw, override):
     if section not in SECTIONS:
         raise ConfigError(
             f"Unknown config section {section!r} in --set {override!r}. "
-            f"Valid sections: {sorted([*SECTIONS, 'output_dir'])}."
+            f"Valid sections: {sorted([*SECTIONS, *TOP_LEVEL_KEYS])}."
         )
     raw.setdefault(section, {})[key] = value

@@ -8,7 +8,7 @@ import dataclasses
 
 @dataclasses.dataclass
 class DataConfig:
-    source: str = "synthetic"  # synthetic | tsv | parallel | tfds
+    source: str = "synthetic"  # synthetic | tsv | parallel | tfds; classification also csv
     path: str | None = None  # tsv file, or the source-side file of a parallel corpus
     target_path: str | None = None  # target-side file of a parallel corpus
     source_column: int = 0
@@ -27,6 +27,17 @@ class DataConfig:
     valid_size: float = 0.05  # fraction (< 1) or count of pairs (a source's pairs stay together)
     test_size: float = 0.05
     seed: int = 0
+    # Classification (task "classification"). The text and label columns of a tsv / csv
+    # file, by 0-based index or by header name; header: the first row names the columns
+    # (null: yes when a column is given by name); delimiter: null for "," in a .csv file
+    # and a tab otherwise. A tfds set reads the features text_column / label_column
+    # (default "text" / "label"). label_noise: share of the built-in reviews' labels
+    # redrawn at random (num_pairs counts reviews).
+    text_column: int | str = 1
+    label_column: int | str = 0
+    header: bool | None = None
+    delimiter: str | None = None
+    label_noise: float = 0.0
 
 
 @dataclasses.dataclass
@@ -53,6 +64,16 @@ class ModelConfig:
     # probabilities); those not loaded from `path` are trained in the run, each with its
     # own seed. null: one per `path` file, or 1.
     ensemble_size: int | None = None
+    # Classification. The teacher's architecture: "transformer" (tf_distill's
+    # build_classifier, reading the run's tokenizer) or "bert" (keras_hub's
+    # BertTextClassifier with a keras-hub WordPiece tokenizer of its own, trained on the
+    # training texts with `vocabulary_size` entries). preset: a local keras-hub preset
+    # directory of a text classifier (its tokenizer included) to start the teacher from;
+    # never downloaded. pooling: "mean" or "first" (build_classifier).
+    architecture: str = "transformer"
+    preset: str | None = None
+    vocabulary_size: int | None = None
+    pooling: str = "mean"
 
 
 @dataclasses.dataclass
@@ -173,13 +194,16 @@ class Config:
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
     output_dir: str = "saved_models/run"
+    task: str = "translation"  # translation | classification
 
     def to_dict(self):
         return dataclasses.asdict(self)
 
 
-SECTIONS = {f.name: f for f in dataclasses.fields(Config) if f.name != "output_dir"}
-DATA_SOURCES = ("synthetic", "tsv", "parallel", "tfds")
+TOP_LEVEL_KEYS = ("output_dir", "task")
+SECTIONS = {f.name: f for f in dataclasses.fields(Config) if f.name not in TOP_LEVEL_KEYS}
+DATA_SOURCES = ("synthetic", "tsv", "parallel", "tfds", "csv")
+TASKS = ("translation", "classification")
 EXPORT_FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8")
 
 

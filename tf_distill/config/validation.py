@@ -4,7 +4,7 @@ config (data, teacher, transfer set) must exist; the output directory must be us
 
 from pathlib import Path
 
-from tf_distill.config.sections import DATA_SOURCES, EXPORT_FORMATS, teacher_paths
+from tf_distill.config.sections import DATA_SOURCES, EXPORT_FORMATS, TASKS, teacher_paths
 from tf_distill.errors import ConfigError
 from tf_distill.run_dir import RunDirectory
 
@@ -16,7 +16,20 @@ def _check(condition, message):
 
 def validate(config):
     """Cross-field checks of every section; returns `config`."""
+    _check(config.task in TASKS, f"task must be one of {list(TASKS)}. Received: {config.task!r}.")
     _check_data(config.data)
+    if config.task == "classification":
+        _check_classification(config)
+    else:
+        _check(
+            config.data.source != "csv",
+            "data.source 'csv' is for task 'classification'; translation reads 'tsv', "
+            "'parallel', 'tfds' or 'synthetic'.",
+        )
+        _check(
+            config.teacher.architecture == "transformer" and config.teacher.preset is None,
+            "teacher.architecture 'bert' and teacher.preset are for task 'classification'.",
+        )
     for key, value in (("data.seed", config.data.seed), ("training.seed", config.training.seed)):
         _check(value >= 0, f"{key} must be >= 0 (a random seed). Received: {value}.")
     RunDirectory(config.output_dir).check_output_dir()
@@ -39,6 +52,21 @@ def _check_data(data):
         data.source in DATA_SOURCES,
         f"data.source must be one of {list(DATA_SOURCES)}. Received: {data.source!r}.",
     )
+    _check(
+        0 <= data.label_noise <= 1,
+        f"data.label_noise must be in [0, 1]. Received: {data.label_noise}.",
+    )
+    _check(
+        data.delimiter is None or len(data.delimiter) == 1,
+        f'data.delimiter must be one character (e.g. "," or "\\t"), or null. '
+        f"Received: {data.delimiter!r}.",
+    )
+    for key in ("text_column", "label_column"):
+        value = getattr(data, key)
+        _check(
+            isinstance(value, str) and value or isinstance(value, int) and value >= 0,
+            f"data.{key} must be a column number >= 0 or a header name. Received: {value!r}.",
+        )
     if data.source == "tsv":
         _check(
             data.source_column >= 0 and data.target_column >= 0,
@@ -50,7 +78,7 @@ def _check_data(data):
             "data.source_column and data.target_column must differ. Received: both "
             f"{data.source_column}.",
         )
-    if data.source in ("tsv", "parallel"):
+    if data.source in ("tsv", "parallel", "csv"):
         _check(data.path, f"data.path is required when data.source is {data.source!r}.")
         _check(
             Path(data.path).is_file(),
@@ -75,6 +103,59 @@ def _check_data(data):
         data.max_sources is None or 0 < data.max_sources < 1 or data.max_sources >= 10,
         "data.max_sources must be a fraction in (0, 1), a count >= 10, or null for all. "
         f"Received: {data.max_sources}.",
+    )
+
+
+def _check_classification(config):
+    """What a classification run may ask for."""
+    data, teacher = config.data, config.teacher
+    _check(
+        data.source != "parallel",
+        "data.source 'parallel' is for translation; a classification run reads 'tsv', "
+        "'csv', 'tfds' or 'synthetic'.",
+    )
+    if data.source in ("tsv", "csv"):
+        _check(
+            data.text_column != data.label_column,
+            f"data.text_column and data.label_column must differ. Received: both "
+            f"{data.text_column!r}.",
+        )
+    _check(
+        teacher.architecture in ("transformer", "bert"),
+        f"teacher.architecture must be 'transformer' (tf_distill's classifier) or 'bert' "
+        f"(keras_hub's BertTextClassifier). Received: {teacher.architecture!r}.",
+    )
+    _check(
+        config.student.architecture == "transformer" and config.student.preset is None,
+        "student.architecture must be 'transformer' and student.preset null: the student is "
+        "tf_distill's classifier (it exports to TFLite with its own tokenizer).",
+    )
+    if teacher.preset is not None:
+        _check(
+            Path(teacher.preset).is_dir(),
+            f"teacher.preset {teacher.preset!r} is not a directory. Give a local keras-hub "
+            "preset folder (save_to_preset writes one); presets are never downloaded.",
+        )
+    for role in ("teacher", "student"):
+        m = getattr(config, role)
+        _check(
+            m.pooling in ("mean", "first"),
+            f"{role}.pooling must be 'mean' or 'first'. Received: {m.pooling!r}.",
+        )
+    _check(
+        teacher.vocabulary_size is None or teacher.vocabulary_size >= 50,
+        f"teacher.vocabulary_size must be >= 50, or null. Received: {teacher.vocabulary_size}.",
+    )
+    _check(
+        not teacher_paths(config) and (teacher.ensemble_size or 1) == 1,
+        "teacher.path and teacher.ensemble_size are not supported for classification: the "
+        "teacher is trained in the run, or started from teacher.preset.",
+    )
+    d = config.distillation
+    _check(
+        not d.sequence_level and d.transfer_size is None and d.transfer_path is None,
+        "distillation.sequence_level and transfer sets are for translation; remove them "
+        "from a classification config.",
     )
 
 

@@ -121,12 +121,21 @@ def make_classification_dataset(
     seed=0,
     repeat=False,
     drop_remainder=False,
+    extra_columns=None,
+    teacher_inputs=None,
 ):
     """A dataset of `({"token_ids": int32 (B, S)}, labels int32 (B,))` batches.
 
     Args:
         texts: list of strings; labels: list of int class ids, one per text.
         tokenizer: a `Tokenizer`. The other arguments are as in `make_seq2seq_dataset`.
+        extra_columns: optional dict of per-text arrays added to each batch's input dict,
+            e.g. a teacher's cached outputs (`tf_distill.teacher_cache`).
+        teacher_inputs: optional dict of per-text arrays that a teacher with a tokenizer of
+            its own reads (e.g. a keras-hub model's `token_ids`, `segment_ids`,
+            `padding_mask`, already padded to its length). They ride in each batch as the
+            nested dict `inputs["teacher_inputs"]`, uncut by the length buckets, and
+            `Distiller` gives them to the teacher while the student reads `token_ids`.
     """
     texts = list(texts)
     labels = list(labels)
@@ -140,6 +149,21 @@ def make_classification_dataset(
     buckets = _check(batch_size, max_sequence_length, bucket_lengths)
     token_ids, lengths = _pad(tokenizer.tokenize(texts), max_sequence_length, buckets[-1])
     columns = {"token_ids": token_ids, "labels": np.asarray(labels, dtype="int32")}
+    uncut = set()
+    named = [(name, values, name) for name, values in (extra_columns or {}).items()]
+    named += [
+        (f"{_TEACHER}/{n}", v, f"teacher_inputs[{n!r}]") for n, v in (teacher_inputs or {}).items()
+    ]
+    for column, values, name in named:
+        values = np.asarray(values)
+        if column in columns or len(values) != len(texts):
+            raise ValueError(
+                f"{name} must be a new name with one row per text ({len(texts)}). Received "
+                f"{len(values)} rows."
+            )
+        columns[column] = values
+        if column.startswith(f"{_TEACHER}/"):
+            uncut.add(column)
     return _bucketed(
         columns,
         lengths,
@@ -150,7 +174,11 @@ def make_classification_dataset(
         repeat,
         drop_remainder,
         _split_classification,
+        uncut=uncut,
     )
+
+
+_TEACHER = "teacher_inputs"
 
 
 def _split_seq2seq(batch):
@@ -159,7 +187,13 @@ def _split_seq2seq(batch):
 
 
 def _split_classification(batch):
-    return {"token_ids": batch["token_ids"]}, batch["labels"]
+    labels = batch.pop("labels")
+    teacher = {
+        k.split("/", 1)[1]: batch.pop(k) for k in list(batch) if k.startswith(f"{_TEACHER}/")
+    }
+    if teacher:
+        batch[_TEACHER] = teacher
+    return batch, labels
 
 
 def _check(batch_size, max_sequence_length, bucket_lengths):
@@ -197,11 +231,13 @@ def _pad(rows, limit, width):
     return array, lengths
 
 
-def _bucketed(columns, lengths, buckets, batch_size, shuffle, seed, repeat, drop_remainder, split):
+def _bucketed(
+    columns, lengths, buckets, batch_size, shuffle, seed, repeat, drop_remainder, split, uncut=()
+):
     """Cuts each bucket's rows to its length, batches each bucket, and mixes the buckets.
 
     `columns` are arrays with one row per example, those of 2 or more dimensions padded
-    along axis 1 to the longest bucket.
+    along axis 1 to the longest bucket (except the `uncut` ones, kept whole).
     """
     bucket_of = np.searchsorted(np.asarray(buckets), lengths)  # first bucket >= length
     datasets, batch_counts = [], []
@@ -210,7 +246,7 @@ def _bucketed(columns, lengths, buckets, batch_size, shuffle, seed, repeat, drop
         if rows.size == 0:
             continue
         tensors = {
-            name: values[rows, :length] if values.ndim >= 2 else values[rows]
+            name: values[rows, :length] if values.ndim >= 2 and name not in uncut else values[rows]
             for name, values in columns.items()
         }
         dataset = tf.data.Dataset.from_tensor_slices(tensors)

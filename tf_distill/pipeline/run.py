@@ -55,6 +55,10 @@ def run_pipeline(config, resume=False):
     leaves nothing behind unless it got as far as a checkpoint: a directory it made is
     removed, one that existed keeps what it held before and only that.
     """
+    if config.task == "classification":
+        from tf_distill.pipeline.classification import run_classification
+
+        return run_classification(config, resume)
     run_dir = RunDirectory(config.output_dir)
     run_dir.check_start(resume)
     if resume:
