@@ -5,7 +5,7 @@ import logging
 import os
 import sys
 
-from tf_distill.errors import ExportError, TFDistillError
+from tf_distill.errors import ExportError, TFDistillError, TranslateError
 from tf_distill.run_dir import RunDirectory
 from tf_distill.version import __version__
 
@@ -58,6 +58,19 @@ def build_parser():
     )
     translate.add_argument("sentences", nargs="*", metavar="SENTENCE")
     translate.set_defaults(handler=_translate)
+    classify = sub.add_parser(
+        "classify",
+        help="classify texts with an exported classifier",
+        description="Classify TEXTs (or stdin lines) with an exported student classifier "
+        "(LiteRT interpreter, no TensorFlow). Prints label<TAB>probability per text.",
+    )
+    classify.add_argument("--model", required=True, help="run directory or its export/ folder")
+    classify.add_argument(
+        "--format", default="tflite-int8", choices=["tflite-int8", "tflite-fp16", "tflite-fp32"]
+    )
+    classify.add_argument("--threads", type=int, default=None, help="TFLite interpreter threads")
+    classify.add_argument("texts", nargs="*", metavar="TEXT")
+    classify.set_defaults(handler=_classify)
     export = sub.add_parser(
         "export",
         help="export a finished run's student again (SavedModel, TFLite), with parity checks",
@@ -134,6 +147,25 @@ def _translate(args):
         _import_tensorflow_quietly()
 
     return translate.main(args)
+
+
+def _classify(args):
+    from tf_distill import runtime
+
+    texts = list(args.texts)
+    if not texts:
+        try:
+            texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        except UnicodeDecodeError:
+            raise TranslateError("stdin is not UTF-8 text; pass UTF-8 lines.") from None
+    if not texts:
+        raise TranslateError("Nothing to classify: give TEXT arguments or lines on stdin.")
+    classifier = runtime.Classifier(args.model, args.format.split("-")[1], args.threads)
+    probabilities = classifier.probabilities(texts)
+    for row in probabilities:
+        best = int(row.argmax())
+        print(f"{classifier.label_names[best]}\t{row[best]:.4f}")
+    return 0
 
 
 def _info(args):

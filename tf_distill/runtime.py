@@ -181,3 +181,118 @@ class Translator:
         texts = [self.target_tokenizer.detokenize(ids) for ids in self.translate_ids(rows)]
         self.last_latency_ms = (time.perf_counter() - start) * 1000
         return texts[0] if single else texts
+
+
+class Classifier:
+    """A text classifier exported by tf_distill, run by the LiteRT interpreter.
+
+    Like `Translator`, it needs numpy, `ai_edge_litert` and the tokenizer only: it does
+    what an app does with the export's `student_<precision>.tflite`, `tokenizer/` and
+    `export.json` (which holds the label names).
+
+        from tf_distill.runtime import Classifier
+        classifier = Classifier("saved_models/sms_spam", precision="int8")
+        classifier.classify(["WINNER!! Claim your prize now", "see you at 6"])
+
+    Args:
+        model_dir: a run directory or its `export/` folder.
+        precision: `"int8"`, `"fp16"` or `"fp32"`.
+        num_threads: interpreter threads (None: LiteRT's default).
+        batch_size: texts per interpreter call.
+
+    Attributes:
+        label_names: the classes, in the model's output order.
+        max_tokens: the longest input the model takes; longer texts are cut (with a
+            `TFDistillWarning`; `last_truncated` says which).
+        last_latency_ms, load_ms: as in `Translator`.
+    """
+
+    def __init__(self, model_dir, precision="int8", num_threads=None, batch_size=32):
+        start = time.perf_counter()
+        if precision not in FILES:
+            raise TranslateError(
+                f"precision must be one of {sorted(FILES)}. Received: {precision!r}."
+            )
+        if int(batch_size) < 1:
+            raise TranslateError(f"batch_size must be at least 1. Received: {batch_size!r}.")
+        self.batch_size = int(batch_size)
+        self.export_dir = find_export_dir(model_dir)
+        self.metadata = read_metadata(self.export_dir)
+        if self.metadata.get("task") != "classification":
+            raise TranslateError(
+                f"{self.export_dir} holds a {self.metadata.get('task', 'translation')} model, "
+                "not a classifier: use `tf-distill translate`."
+            )
+        try:
+            self.max_tokens = int(self.metadata["max_sequence_length"])
+            self.label_names = list(self.metadata["label_names"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise TranslateError(
+                f"{self.export_dir / 'export.json'} is incomplete ({type(error).__name__}: "
+                f"{error}). Re-run the export."
+            ) from None
+        path = self.export_dir / FILES[precision]
+        if not path.is_file():
+            raise TranslateError(
+                f"{path} is missing: this export has no {precision} file. Exported: "
+                f"{sorted(self.metadata.get('files', {}))}."
+            )
+        tokenizer_dir = self.export_dir / "tokenizer"
+        try:
+            self.tokenizer = Tokenizer.load(tokenizer_dir, "source")
+        except (OSError, ValueError) as error:
+            raise TranslateError(
+                f"tokenizer files in {tokenizer_dir} are unusable: {error}"
+            ) from None
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+            self._runner = self.interpreter.get_signature_runner("classify")
+        except Exception as error:  # a corrupt file fails in the interpreter's own way
+            raise TranslateError(
+                f"{path} could not be loaded ({type(error).__name__}: {str(error)[:200]}). "
+                "Re-run the export."
+            ) from None
+        self.last_truncated = []
+        self.last_latency_ms = None
+        self.load_ms = (time.perf_counter() - start) * 1000
+
+    def probabilities(self, texts):
+        """(N, C) float32 class probabilities of a list of strings."""
+        texts = list(texts)
+        for text in texts:
+            if not isinstance(text, str):
+                raise TranslateError(f"texts must be strings. Received: {type(text).__name__}.")
+        start = time.perf_counter()
+        rows = self.tokenizer.tokenize(texts)
+        self.last_truncated = [len(row) > self.max_tokens for row in rows]
+        if any(self.last_truncated):
+            warnings.warn(
+                f"{sum(self.last_truncated)} of {len(texts)} texts are longer than the "
+                f"model's {self.max_tokens} tokens and were cut to that length "
+                "(last_truncated says which).",
+                TFDistillWarning,
+                stacklevel=2,
+            )
+        # An empty text reads as one unknown token: the model needs one real position.
+        rows = [list(row)[: self.max_tokens] or [self.tokenizer.unk_id] for row in rows]
+        out = np.zeros((len(rows), len(self.label_names)), np.float32)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        for first in range(0, len(order), self.batch_size):
+            chunk = order[first : first + self.batch_size]
+            width = max(len(rows[i]) for i in chunk)
+            batch = np.full((len(chunk), width), self.tokenizer.pad_id, np.int32)
+            for j, i in enumerate(chunk):
+                batch[j, : len(rows[i])] = rows[i]
+            result = self._runner(token_ids=batch)
+            out[chunk] = np.asarray(next(iter(result.values())))
+        self.last_latency_ms = (time.perf_counter() - start) * 1000
+        return out
+
+    def classify(self, texts):
+        """The label name of each text (a single string gives a single label)."""
+        single = isinstance(texts, str)
+        probabilities = self.probabilities([texts] if single else texts)
+        labels = [self.label_names[i] for i in probabilities.argmax(-1)]
+        return labels[0] if single else labels

@@ -157,7 +157,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         curves["val_bleu"].append(round(self.valid_bleu(self.trained), 2))
         _LOG.info(
             f"{self.role} epoch {epoch + 1}: loss {curves['loss'][-1]:.4f}, "
-            f"val_loss {curves['val_loss'][-1]:.4f}, val BLEU {curves['val_bleu'][-1]:.2f}"
+            f"val_loss {curves['val_loss'][-1]:.4f}, val {_score_name(self.valid_bleu)} "
+            f"{curves['val_bleu'][-1]:.2f}"
         )
         tmp = self.state_dir.with_name(self.state_dir.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -194,6 +195,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
         (tmp / "curves.json").write_text(json.dumps(curves))
         # The previous checkpoint is replaced only once the new one is complete.
         run_dir_lib.replace_dir(tmp, self.state_dir)
+
+
+def _score_name(valid_score):
+    """What a validation score function measures (its `score_name`; BLEU by default)."""
+    return getattr(valid_score, "score_name", "BLEU")
 
 
 def average_weights(role, model, recent, valid_bleu):

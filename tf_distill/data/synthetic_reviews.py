@@ -59,22 +59,17 @@ def review(rng):
     """`(text, label_id)` of one random review (see the module docstring for the rule)."""
     count = rng.choice((1, 2, 2, 3))
     clauses = [_clause(rng) for _ in range(count)]
-    total, parts = 0.0, []
+    subordinate = None
+    if count >= 2 and rng.random() < 0.3:  # `although <first clause> , <the rest>`
+        subordinate, clauses = clauses[0], clauses[1:]
+    parts, total = [], 0.0
     for i, (text, score) in enumerate(clauses):
-        if i == 0:
-            parts.append(text)
-            total += score
-            continue
-        joiner = rng.choice(("and", "but", "but", "although"))
-        if joiner == "and":
-            parts.append(f"and {text}")
-            total += score
-        elif joiner == "but":  # the clause after `but` counts double
-            parts.append(f"but {text}")
-            total += 2 * score
-        else:  # `although <new clause> , <everything so far>`: the main part counts double
-            parts = [f"although {text} ,"] + parts
-            total = 2 * total + score
+        joiner = "" if i == 0 else rng.choice(("and", "but", "but"))
+        parts.append(f"{joiner} {text}".strip())
+        total += (2 if joiner == "but" else 1) * score  # after `but` a clause counts double
+    if subordinate is not None:  # the main part counts double against the concession
+        parts.insert(0, f"although {subordinate[0]} ,")
+        total = 2 * total + subordinate[1]
     opener = rng.choice(_OPENERS)
     text = " ".join(([opener] if opener else []) + parts)
     label = 2 if total > _THRESHOLD else 0 if total < -_THRESHOLD else 1
