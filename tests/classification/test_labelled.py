@@ -102,7 +102,7 @@ def _label_by_rule(text):
     main = text
     if "although " in text:
         subordinate, main = text.split("although ", 1)[1].split(" , ", 1)
-    for i, part in enumerate(re.split(r" (?=(?:and|but) the )", main)):
+    for part in re.split(r" (?=(?:and|but) the )", main):
         total += (2 if part.startswith("but ") else 1) * score(part)
     if "although " in text:
         total = 2 * total + score(subordinate)

@@ -160,7 +160,8 @@ def test_the_same_config_reads_a_sentiment_tsv_with_a_header(tmp_path):
     path = tmp_path / "sentiment.tsv"
     names = ["neg", "neutral", "pos"]
     path.write_text(
-        "sentence\tlabel\n" + "".join(f"{t}\t{names[y]}\n" for t, y in zip(texts, labels)),
+        "sentence\tlabel\n"
+        + "".join(f"{t}\t{names[y]}\n" for t, y in zip(texts, labels, strict=True)),
         encoding="utf-8",
     )
     out = tmp_path / "run"
