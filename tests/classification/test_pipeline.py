@@ -4,6 +4,7 @@ runtime and the `classify` command; the same config pointed at another labelled 
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -191,3 +192,37 @@ def test_a_missing_label_column_is_one_line_and_leaves_nothing(tmp_path):
     assert result.stderr.count("\n") == 1
     assert "no column named 'sentiment' for the label" in result.stderr
     assert not out.exists()
+
+
+def _scores(report):
+    """What must not depend on an interruption: every score, count and curve."""
+    found = {
+        role: {k: v for k, v in r.items() if k not in ("latency_ms", "bytes")}
+        for role, r in report["results"].items()
+    }
+    parity = {k: v["label_agreement"] for k, v in report["export"]["parity"].items()}
+    return found, report["comparisons"], report["curves"], parity, report["data"]
+
+
+def test_a_run_killed_after_its_teacher_resumes_to_the_same_report(tiny_run, tmp_path):
+    out = tmp_path / "run"
+    args = [str(ROOT / "train.py"), "--config", TINY, "--output-dir", str(out)]
+    process = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    for line in process.stdout:  # kill -9 as the baseline starts training
+        if "stage baseline: start" in line:
+            os.killpg(process.pid, signal.SIGKILL)
+            break
+    process.wait()
+    assert (out / "teacher.keras").exists() and not (out / "report.json").exists()
+    result = run(*args[1:], "--resume")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    resumed = json.loads((out / "report.json").read_text())
+    whole = json.loads((tiny_run[0] / "report.json").read_text())
+    assert _scores(resumed) == _scores(whole)
