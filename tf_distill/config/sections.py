@@ -120,6 +120,9 @@ class TrainingConfig:
     student_epochs: int | None = None
     batch_size: int = 64
     learning_rate: float = 1e-3
+    # The teachers' peak learning rate (null: learning_rate). A BERT-style post-norm
+    # teacher trained from scratch wants a lower one than the small students.
+    teacher_learning_rate: float | None = None
     warmup_steps: int = 200
     max_sequence_length: int = 32
     bucket_lengths: list[int] | None = None

@@ -279,6 +279,11 @@ def _check_training(t):
         t.learning_rate > 0,
         f"training.learning_rate must be positive. Received: {t.learning_rate}.",
     )
+    _check(
+        t.teacher_learning_rate is None or t.teacher_learning_rate > 0,
+        f"training.teacher_learning_rate must be positive, or null for learning_rate. "
+        f"Received: {t.teacher_learning_rate}.",
+    )
     _check(t.warmup_steps >= 0, "training.warmup_steps must be >= 0.")
     _check(
         0 <= t.max_truncated_share <= 1,

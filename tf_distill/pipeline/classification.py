@@ -298,8 +298,10 @@ def train_model(ctx, role, model, train, valid, num_classes, teacher=None, extra
     train_extra, valid_extra = extra or (None, None)
     train_ds = _dataset(inputs(train, train_extra), train.labels, t.batch_size, t.seed, True)
     valid_ds = _dataset(inputs(valid, valid_extra), valid.labels, t.batch_size, None, False)
+    training = t
     if role == "teacher":
         epochs = t.teacher_epochs or t.epochs
+        training = dataclasses.replace(t, learning_rate=t.teacher_learning_rate or t.learning_rate)
     elif role == "baseline":
         epochs = t.epochs
     else:
@@ -311,7 +313,7 @@ def train_model(ctx, role, model, train, valid, num_classes, teacher=None, extra
         valid_ds,
         epochs=epochs,
         pairs=len(train.labels),
-        training=t,
+        training=training,
         run_dir=ctx.run_dir,
         resume=ctx.resume,
         valid_bleu=valid_score(valid, num_classes),

@@ -177,7 +177,9 @@ def train_teachers(ctx, tokenizers, datasets, valid_bleu):
             datasets.valid,
             epochs=t.teacher_epochs or t.epochs,
             pairs=datasets.train_pairs,
-            training=t,
+            training=dataclasses.replace(
+                t, learning_rate=t.teacher_learning_rate or t.learning_rate
+            ),
             run_dir=ctx.run_dir,
             resume=ctx.resume,
             valid_bleu=valid_bleu,
