@@ -72,7 +72,30 @@ def test_configs_shipped_with_the_repo_are_valid(tmp_path):
             r"student.num_heads must divide student.hidden_dim.*Valid num_heads: \[1, 2, 4, 5",
         ),
         ({"teacher": {"dropout": 1}}, r"teacher.dropout must be in \[0, 1\)"),
-        ({"data": {"source": "csv"}}, r"data.source must be one of \['synthetic', 'tsv'"),
+        ({"data": {"source": "xml"}}, r"data.source must be one of \['synthetic', 'tsv'"),
+        ({"data": {"source": "csv", "path": "x.csv"}}, "data.source 'csv' is for task 'class"),
+        ({"task": "tagging"}, r"task must be one of \['translation', 'classification'\]"),
+        ({"teacher": {"architecture": "bert"}}, "teacher.architecture 'bert' and teacher.preset"),
+        (
+            {"task": "classification", "teacher": {"architecture": "gpt"}},
+            "teacher.architecture must be 'transformer'",
+        ),
+        (
+            {"task": "classification", "teacher": {"preset": "/nonexistent/preset"}},
+            "teacher.preset '/nonexistent/preset' is not a directory",
+        ),
+        (
+            {"task": "classification", "data": {"source": "parallel", "path": "a"}},
+            "data.source 'parallel' is for translation",
+        ),
+        (
+            {"task": "classification", "distillation": {"sequence_level": True}},
+            "distillation.sequence_level and transfer sets are for translation",
+        ),
+        ({"data": {"text_column": -1}}, "data.text_column must be a column number >= 0"),
+        ({"data": {"label_column": 1.5}}, "data.label_column must be an integer or a string"),
+        ({"data": {"label_noise": 2}}, r"data.label_noise must be in \[0, 1\]"),
+        ({"training": {"teacher_learning_rate": 0}}, "training.teacher_learning_rate must be"),
         ({"data": {"source": "tsv"}}, "data.path is required when data.source is 'tsv'"),
         (
             {"data": {"source": "tsv", "path": "/nonexistent/pairs.tsv"}},

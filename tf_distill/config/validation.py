@@ -17,15 +17,22 @@ def _check(condition, message):
 def validate(config):
     """Cross-field checks of every section; returns `config`."""
     _check(config.task in TASKS, f"task must be one of {list(TASKS)}. Received: {config.task!r}.")
-    _check_data(config.data)
-    if config.task == "classification":
-        _check_classification(config)
-    else:
+    if config.task == "translation":
         _check(
             config.data.source != "csv",
             "data.source 'csv' is for task 'classification'; translation reads 'tsv', "
             "'parallel', 'tfds' or 'synthetic'.",
         )
+    else:
+        _check(
+            config.data.source != "parallel",
+            "data.source 'parallel' is for translation; a classification run reads 'tsv', "
+            "'csv', 'tfds' or 'synthetic'.",
+        )
+    _check_data(config.data)
+    if config.task == "classification":
+        _check_classification(config)
+    else:
         _check(
             config.teacher.architecture == "transformer" and config.teacher.preset is None,
             "teacher.architecture 'bert' and teacher.preset are for task 'classification'.",
@@ -109,11 +116,6 @@ def _check_data(data):
 def _check_classification(config):
     """What a classification run may ask for."""
     data, teacher = config.data, config.teacher
-    _check(
-        data.source != "parallel",
-        "data.source 'parallel' is for translation; a classification run reads 'tsv', "
-        "'csv', 'tfds' or 'synthetic'.",
-    )
     if data.source in ("tsv", "csv"):
         _check(
             data.text_column != data.label_column,
