@@ -226,3 +226,33 @@ def test_a_run_killed_after_its_teacher_resumes_to_the_same_report(tiny_run, tmp
     resumed = json.loads((out / "report.json").read_text())
     whole = json.loads((tiny_run[0] / "report.json").read_text())
     assert _scores(resumed) == _scores(whole)
+
+
+def test_a_teacher_from_a_local_keras_hub_preset(tmp_path):
+    """teacher.preset: a keras-hub classifier saved with its own tokenizer starts the
+    teacher (fine-tuned in the run); nothing is downloaded, no teacher vocabulary is made."""
+    script = f"""
+import keras
+from tf_distill import hub_teacher
+from tf_distill.data.synthetic_reviews import generate_reviews
+keras.utils.set_random_seed(0)
+texts, _ = generate_reviews(500, seed=3)
+pre = hub_teacher.bert_preprocessor(hub_teacher.bert_vocabulary(texts, 300), 34)
+model = hub_teacher.build_bert_teacher(pre, 3, 1, 2, 16, 32, 0.0)
+model.save_to_preset({str(tmp_path / "preset")!r})
+print("PARAMS", model.count_params())
+"""
+    made = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    assert made.returncode == 0, made.stderr[-2000:]
+    params = int(made.stdout.split("PARAMS")[1].split()[0])
+    out = tmp_path / "run"
+    result = run(
+        "--config", TINY, "--output-dir", str(out), "--set", f"teacher.preset={tmp_path / 'preset'}",
+        "--set", "training.epochs=1", "--set", "export.enabled=false",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["results"]["teacher"]["parameters"] == params
+    assert not (out / "teacher_tokenizer").exists()  # the preset's tokenizer was used
