@@ -249,7 +249,8 @@ print("PARAMS", model.count_params())
     params = int(made.stdout.split("PARAMS")[1].split()[0])
     out = tmp_path / "run"
     result = run(
-        "--config", TINY, "--output-dir", str(out), "--set", f"teacher.preset={tmp_path / 'preset'}",
+        "--config", TINY, "--output-dir", str(out),
+        "--set", f"teacher.preset={tmp_path / 'preset'}",
         "--set", "training.epochs=1", "--set", "export.enabled=false",
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
