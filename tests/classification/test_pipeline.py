@@ -257,3 +257,19 @@ print("PARAMS", model.count_params())
     report = json.loads((out / "report.json").read_text())
     assert report["results"]["teacher"]["parameters"] == params
     assert not (out / "teacher_tokenizer").exists()  # the preset's tokenizer was used
+
+
+def test_export_command_exports_a_finished_classification_run_again(tiny_run):
+    out, _ = tiny_run
+    before = json.loads((out / "export" / "export.json").read_text())
+    assert before["int8_mode"] == "full"
+    result = subprocess.run(
+        [sys.executable, "-m", "tf_distill", "export", "--run-dir", str(out),
+         "--set", "export.int8_mode=dynamic"],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "tflite_int8:" in result.stdout and "identical to Keras" in result.stdout
+    after = json.loads((out / "export" / "export.json").read_text())
+    assert after["int8_mode"] == "dynamic" and after["label_names"] == LABEL_NAMES
+    assert after["parity"]["tflite_fp32"]["label_agreement"] == 1.0

@@ -413,6 +413,25 @@ def export_model(ctx, student, test, label_names):
     return figures
 
 
+def export_finished_run(config, run_dir, student_path):
+    """`tf-distill export` for a classification run: the test split rebuilt from the
+    config (deterministic), the run's tokenizer, `student.keras` exported again."""
+    prepared = prepare_data(config)
+    tokenizer = data_lib.Tokenizer.load(read_dir(run_dir.tokenizer_dir), "source")
+    test = make_split(
+        prepared.splits.test, Tokenizers(tokenizer, None), config.training.max_sequence_length
+    )
+    try:
+        student = keras.saving.load_model(student_path)
+    except Exception as error:  # a truncated or foreign file fails in Keras' own way
+        raise ConfigError(
+            f"{student_path} cannot be loaded ({type(error).__name__}: "
+            f"{str(error).splitlines()[0][:160]}). Finish the run with `tf-distill train "
+            "--config ... --resume`, which writes it again."
+        ) from None
+    return export_model(Context(config, run_dir), student, test, prepared.label_names)
+
+
 def tflite_latency(path, rows):
     """Median ms per message of a TFLite classifier at batch 1 on one thread (pads cut)."""
     from ai_edge_litert.interpreter import Interpreter

@@ -226,6 +226,11 @@ def export_run(run_dir, overrides=()):
         config_lib.apply_override(raw, override)
     raw["output_dir"] = str(run_dir.path)
     config = config_lib.from_dict(raw)
+    if config.task == "classification":
+        from tf_distill.pipeline.classification import export_finished_run
+
+        with run_dir.lock():
+            return export_finished_run(config, run_dir, student_path)
     with run_dir.lock():
         data = data_stages.prepare_data(config, with_transfer=False)
         tokenizers = data_stages.load_tokenizers(run_dir)
