@@ -90,7 +90,7 @@ def test_configs_shipped_with_the_repo_are_valid(tmp_path):
         ),
         (
             {"task": "classification", "distillation": {"sequence_level": True}},
-            "distillation.sequence_level and transfer sets are for translation",
+            "distillation.sequence_level is for translation",
         ),
         ({"data": {"text_column": -1}}, "data.text_column must be a column number >= 0"),
         ({"data": {"label_column": 1.5}}, "data.label_column must be an integer or a string"),

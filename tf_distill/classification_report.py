@@ -69,7 +69,13 @@ def write_report(run_dir, report):
         "",
         f"Data: {data['source']}, {data['examples']:,} texts, classes {data['label_names']} "
         f"(train {data['train']:,}, valid {data['valid']:,}, test {data['test']:,}; split "
-        f"stratified by class). Test counts per class: {data['per_class']['test']}.",
+        f"stratified by class). Test counts per class: {data['per_class']['test']}."
+        + (
+            f" The student also trained on a transfer set of {data['transfer']:,} unlabelled "
+            "texts labelled by the teacher; the baseline did not."
+            if data.get("transfer")
+            else ""
+        ),
         "",
         markdown_table(report),
         "",

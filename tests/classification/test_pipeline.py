@@ -273,3 +273,25 @@ def test_export_command_exports_a_finished_classification_run_again(tiny_run):
     after = json.loads((out / "export" / "export.json").read_text())
     assert after["int8_mode"] == "dynamic" and after["label_names"] == LABEL_NAMES
     assert after["parity"]["tflite_fp32"]["label_agreement"] == 1.0
+
+
+def test_a_transfer_file_is_labelled_by_the_teacher_for_the_student_only(tmp_path):
+    texts, _ = generate_reviews(1500, seed=0)  # the run's own corpus (data.seed 0)
+    extra, _ = generate_reviews(150, seed=41)
+    path = tmp_path / "unlabelled.txt"
+    # Texts of the labelled corpus and repeats are left out: 150 new texts remain.
+    path.write_text("\n".join(extra + texts[:40] + extra[:10]) + "\n", encoding="utf-8")
+    out = tmp_path / "run"
+    result = run(
+        "--config", TINY, "--output-dir", str(out),
+        "--set", f"distillation.transfer_path={path}",
+        "--set", "training.epochs=1", "--set", "export.enabled=false",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["data"]["transfer"] == len(set(extra) - set(texts))
+    log = result.stdout
+    train = report["data"]["train"]
+    assert f"{train:,} training pairs" in log  # the teacher and the baseline
+    assert f"{train + report['data']['transfer']:,} training pairs" in log  # the student
+    assert "transfer set of" in (out / "report.md").read_text()

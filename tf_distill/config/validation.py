@@ -155,9 +155,9 @@ def _check_classification(config):
     )
     d = config.distillation
     _check(
-        not d.sequence_level and d.transfer_size is None and d.transfer_path is None,
-        "distillation.sequence_level and transfer sets are for translation; remove them "
-        "from a classification config.",
+        not d.sequence_level,
+        "distillation.sequence_level is for translation (for a classifier, a transfer set "
+        "labelled by the teacher is the analogue: distillation.transfer_size / transfer_path).",
     )
 
 

@@ -123,6 +123,30 @@ def prepare_data(config):
     return Prepared(splits, data.label_names, summary)
 
 
+def transfer_texts(config, splits):
+    """Unlabelled texts for the teacher to label (`distillation.transfer_size` /
+    `transfer_path`), none of them a text of any split; [] when the config asks for none."""
+    from tf_distill import transfer
+
+    d = config.distillation
+    exclude = {t for part in splits for t in part.texts}
+    if d.transfer_path is not None:
+        texts = transfer.select_sources(
+            transfer.read_sources(d.transfer_path, d.transfer_column), exclude, d.transfer_size
+        )
+        if not texts:
+            raise DataError(
+                f"distillation.transfer_path {d.transfer_path!r}: every text is also in the "
+                "labelled data, so the transfer set is empty. Give other texts, or remove the key."
+            )
+        return texts
+    if d.transfer_size is None:
+        return []
+    wanted = d.transfer_size + len(exclude)  # enough even if every split text comes again
+    texts, _ = generate_reviews(wanted, seed=config.data.seed + transfer.SYNTHETIC_SEED_OFFSET)
+    return transfer.select_sources(texts, exclude, d.transfer_size)
+
+
 @dataclasses.dataclass
 class Tokenizers:
     student: object  # tf_distill Tokenizer
@@ -342,6 +366,29 @@ def teacher_columns(ctx, teacher, split):
     }
 
 
+def label_transfer(ctx, teacher, texts, tokenizers, train):
+    """The training split plus the transfer texts, each labelled with the teacher's most
+    likely class (the hard label of the student's CE term; its KD term sees the teacher's
+    whole distribution, as on the labelled texts). The baseline never sees them."""
+    part = LabelledTexts(list(texts), [0] * len(texts), [])
+    extra = make_split(part, tokenizers, ctx.config.training.max_sequence_length)
+    labels = predict_logits(teacher, _inputs_of(teacher, extra)).argmax(-1).astype(np.int32)
+    counts = np.bincount(labels, minlength=int(teacher.outputs[0].shape[-1])).tolist()
+    _LOG.info(f"transfer set: {len(texts)} texts labelled by the teacher, per class {counts}")
+    teacher_inputs = None
+    if train.teacher_inputs is not None:
+        teacher_inputs = {
+            k: np.concatenate([v, extra.teacher_inputs[k]]) for k, v in train.teacher_inputs.items()
+        }
+    return Split(
+        train.texts + extra.texts,
+        np.concatenate([train.labels, labels]),
+        np.concatenate([train.token_ids, extra.token_ids]),
+        teacher_inputs,
+        train.truncated + extra.truncated,
+    )
+
+
 # Evaluation. --------------------------------------------------------------------------
 
 
@@ -478,6 +525,7 @@ def _run_stages(ctx):
     keras.utils.set_random_seed(t.seed)
 
     prepared = stage("data", prepare_data, config)
+    transfer = transfer_texts(config, prepared.splits)  # a bad file stops the run now
     label_names = prepared.label_names
     num_classes = len(label_names)
     tokenizers = stage("tokenizer", prepare_tokenizers, ctx, prepared)
@@ -508,9 +556,18 @@ def _run_stages(ctx):
         trained["baseline"] = stage(
             "baseline", train_model, ctx, "baseline", baseline, train, valid, num_classes
         )
+    student_train = train
+    if transfer:
+        student_train = stage(
+            "transfer_set", label_transfer, ctx, teacher, transfer, tokenizers, train
+        )
+        prepared.summary["transfer"] = len(transfer)
     columns = stage(
         "teacher_outputs",
-        lambda: (teacher_columns(ctx, teacher, train), teacher_columns(ctx, teacher, valid)),
+        lambda: (
+            teacher_columns(ctx, teacher, student_train),
+            teacher_columns(ctx, teacher, valid),
+        ),
     )
     keras.utils.set_random_seed(t.seed + 1)  # the same initial weights as the baseline
     student = build_student(config, "student", tokenizers, num_classes)
@@ -520,7 +577,7 @@ def _run_stages(ctx):
         ctx,
         "student",
         student,
-        train,
+        student_train,
         valid,
         num_classes,
         teacher=teacher,
