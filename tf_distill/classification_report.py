@@ -107,6 +107,13 @@ def write_report(run_dir, report):
     export = report.get("export")
     if export:
         lines += ["", "## Export", ""]
+        rounding = report.get("int8_rounding")
+        if rounding:
+            lines.append(
+                f"The student's weights were rounded to the int8 grid before evaluation "
+                f"({rounding['tensors']} tensors); its test labels stayed the same on "
+                f"{rounding['same_label']:.1%} of messages."
+            )
         if "error" in export:
             lines.append(f"Export failed: {export['error']}")
         for name, size in export.get("files", {}).items():
