@@ -117,6 +117,33 @@ def cases(work):
         None,
     )
     yield "train: unknown argument", [str(ROOT / "train.py"), "--confg", "x"], None
+    (work / "labels.tsv").write_text("text\tlabel\nfine\tpos\nbad\tneg\n")
+    (work / "one_class.tsv").write_text("pos\tfine\npos\tgood\n")
+    classify = {**SMALL, "task": "classification"}
+    classify["data"] = {**SMALL["data"], "source": "tsv", "text_column": "text"}
+    yield (
+        "classification: no such label column",
+        [*train, "--config", cfg("m.json", {**classify, "data": {
+            **classify["data"], "path": str(work / "labels.tsv"), "label_column": "sentiment"}})],
+        None,
+    )  # fmt: skip
+    yield (
+        "classification: one class only",
+        [*train, "--config", cfg("n.json", {**classify, "data": {
+            **classify["data"], "path": str(work / "one_class.tsv"), "text_column": 1}})],
+        None,
+    )  # fmt: skip
+    yield (
+        "classification: teacher.preset not a folder",
+        [*train, "--config", cfg("o.json", {**classify, "data": SMALL["data"],
+                                            "teacher": {"preset": str(work / "a_file")}})],
+        None,
+    )  # fmt: skip
+    yield (
+        "classify: no such model",
+        ["-m", "tf_distill", "classify", "--model", str(work / "none"), "hello"],
+        None,
+    )
     yield (
         "translate: stdin not UTF-8",
         ["-m", "tf_distill", "translate", "--model", str(work / "none"), "--format", "tflite-int8"],

@@ -126,7 +126,7 @@ def write_report(run_dir, report):
                 f"- int8 TFLite latency, batch 1, one thread: {export['int8_latency_ms']:.3f} ms"
             )
     lines += ["", "## Stage timings (s)", ""]
-    lines += [f"- {name}: {seconds}" for name, seconds in report["timings"].items()]
+    lines += [f"- {name}: {seconds}" for name, seconds in report["timings_s"].items()]
     run_dir_lib.write_text(run_dir.report_md, "\n".join(lines) + "\n")
     tmp = run_dir.curves_png.with_name(f".curves.{os.getpid()}.png")
     plot_curves(report.get("curves", {}), tmp, score_name="macro-F1")

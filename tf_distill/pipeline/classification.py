@@ -632,7 +632,7 @@ def _run_stages(ctx):
         "curves": {role: r.curves for role, r in trained.items()},
         "export": export,
         "int8_rounding": rounding,
-        "timings": stage.seconds,
+        "timings_s": stage.seconds,
         "config": config.to_dict(),
         "samples": _samples(test, label_names, models, config.evaluation.num_samples),
     }
