@@ -112,7 +112,7 @@ def write_report(run_dir, report):
             lines.append(
                 f"The student's weights were rounded to the int8 grid before evaluation "
                 f"({rounding['tensors']} tensors); its test labels stayed the same on "
-                f"{rounding['same_label']:.1%} of messages."
+                f"{rounding['same_label']:.1%} of test texts."
             )
         if "error" in export:
             lines.append(f"Export failed: {export['error']}")
