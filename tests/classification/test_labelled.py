@@ -125,3 +125,21 @@ def test_review_corpus_is_deterministic_and_noise_redraws_labels():
     assert noisy_texts == texts
     changed = sum(a != b for a, b in zip(clean, noisy, strict=True)) / 2000
     assert 0.15 < changed < 0.25  # 30% redrawn, a third of them to the same label
+
+
+def test_augment_makes_distinct_perturbed_copies_deterministically():
+    from tf_distill.data.labelled import MASK_WORD, augment
+
+    texts, _ = generate_reviews(300, seed=2)
+    copies = augment(texts, 3, seed=1, exclude=["x"])
+    assert copies == augment(texts, 3, seed=1, exclude=["x"])
+    assert copies != augment(texts, 3, seed=2, exclude=["x"])
+    assert 600 < len(copies) <= 900 and len(set(copies)) == len(copies)
+    assert not set(copies) & set(texts)
+    words = [w for c in copies for w in c.split()]
+    assert 0.05 < words.count(MASK_WORD) / len(words) < 0.15  # 10% of the words masked
+    vocabulary = {w for t in texts for w in t.split()} | {MASK_WORD}
+    assert set(words) <= vocabulary  # swaps draw words of the texts
+    shortest = min(len(t.split()) for t in texts)
+    assert min(len(c.split()) for c in copies) >= (shortest + 1) // 2  # spans keep half
+    assert augment(texts, 0) == []

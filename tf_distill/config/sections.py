@@ -104,6 +104,11 @@ class DistillationConfig:
     # Also train the student architecture on the teacher-labelled pairs with
     # cross-entropy alone (no KL term), to show what the KL term itself adds.
     ce_only_ablation: bool = False
+    # Classification: this many perturbed copies of every training text join the transfer
+    # set, labelled by the teacher (Tang et al., 2019, "Distilling Task-Specific Knowledge
+    # from BERT into Simple Neural Networks": words masked or swapped for another word of
+    # the training texts, or a span kept). 0: none.
+    augment_copies: int = 0
     # Batch sizes of the teacher's passes over the student's data: pairs per call when its
     # top-k logits are cached, sources per call when it translates (sequence-level KD,
     # transfer set). Inference only, so larger than training.batch_size.

@@ -33,6 +33,7 @@ def validate(config):
     if config.task == "classification":
         _check_classification(config)
     else:
+        _check_translation_only(config)
         _check(
             config.teacher.architecture == "transformer" and config.teacher.preset is None,
             "teacher.architecture 'bert' and teacher.preset are for task 'classification'.",
@@ -155,9 +156,20 @@ def _check_classification(config):
     )
     d = config.distillation
     _check(
+        d.augment_copies >= 0,
+        f"distillation.augment_copies must be >= 0. Received: {d.augment_copies}.",
+    )
+    _check(
         not d.sequence_level,
         "distillation.sequence_level is for translation (for a classifier, a transfer set "
         "labelled by the teacher is the analogue: distillation.transfer_size / transfer_path).",
+    )
+
+
+def _check_translation_only(config):
+    _check(
+        config.distillation.augment_copies == 0,
+        "distillation.augment_copies is for task 'classification'.",
     )
 
 

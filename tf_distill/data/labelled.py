@@ -231,3 +231,42 @@ def _size(name, size, total):
             raise DataError(f"A fractional data.{name}_size must be below 1. Received: {size}.")
         return round(size * total)
     return int(size)
+
+
+MASK_WORD = "[MASK]"
+
+
+def augment(texts, copies, seed=0, mask=0.1, swap=0.1, span=0.2, exclude=()):
+    """Perturbed copies of `texts` for a transfer set (after Tang et al., 2019): in each
+    copy every word is masked with probability `mask` (replaced by the marker word
+    `[MASK]`) or swapped for a random word of `texts` with probability
+    `swap`; with probability `span` only a random contiguous span of at least half the
+    words is kept. Copies equal to a text of `exclude` or to an earlier copy are dropped.
+
+    Returns:
+        A list of distinct new texts, deterministic for a seed.
+    """
+    rng = random.Random(f"augment-{seed}")
+    words = [text.split() for text in texts]
+    pool = [w for row in words for w in row]
+    seen = set(exclude) | set(texts)
+    out = []
+    for _ in range(int(copies)):
+        for row in words:
+            if not row:
+                continue
+            new = []
+            for word in row:
+                draw = rng.random()
+                new.append(
+                    MASK_WORD if draw < mask else rng.choice(pool) if draw < mask + swap else word
+                )
+            if len(new) > 2 and rng.random() < span:
+                length = rng.randint((len(new) + 1) // 2, len(new))
+                start = rng.randint(0, len(new) - length)
+                new = new[start : start + length]
+            text = " ".join(new)
+            if text not in seen:
+                seen.add(text)
+                out.append(text)
+    return out

@@ -21,7 +21,7 @@ from tf_distill import config as config_lib
 from tf_distill import data as data_lib
 from tf_distill import hub_teacher
 from tf_distill.data import DataError
-from tf_distill.data.labelled import LabelledTexts, read_labelled, stratified_split
+from tf_distill.data.labelled import LabelledTexts, augment, read_labelled, stratified_split
 from tf_distill.data.synthetic_reviews import LABEL_NAMES, generate_reviews
 from tf_distill.distiller import (
     TEACHER_TEMPERATURE,
@@ -124,12 +124,22 @@ def prepare_data(config):
 
 
 def transfer_texts(config, splits):
-    """Unlabelled texts for the teacher to label (`distillation.transfer_size` /
-    `transfer_path`), none of them a text of any split; [] when the config asks for none."""
+    """Unlabelled texts for the teacher to label: perturbed copies of the training texts
+    (`distillation.augment_copies`), then `distillation.transfer_size` / `transfer_path`;
+    none of them a text of any split; [] when the config asks for none."""
+    d = config.distillation
+    exclude = {t for part in splits for t in part.texts}
+    augmented = []
+    if d.augment_copies:
+        augmented = augment(splits.train.texts, d.augment_copies, config.data.seed, exclude=exclude)
+        exclude |= set(augmented)
+    return augmented + _transfer_texts(config, exclude)
+
+
+def _transfer_texts(config, exclude):
     from tf_distill import transfer
 
     d = config.distillation
-    exclude = {t for part in splits for t in part.texts}
     if d.transfer_path is not None:
         texts = transfer.select_sources(
             transfer.read_sources(d.transfer_path, d.transfer_column), exclude, d.transfer_size
