@@ -316,13 +316,6 @@ def test_random_kills_resume_to_the_uninterrupted_report(tiny_run, tmp_path):
     uninterrupted, _ = tiny_run
     out = tmp_path / "run"
     args = ["--config", TINY, "--output-dir", str(out), "--set", "training.epochs=2"]
-    # Kill moments are wall-clock times tuned on a quiet 2-core machine, where the stages
-    # of this run take about 65 s in all; a loaded machine stretches them by its own
-    # slowdown, so that the kills still spread over the stages.
-    stage_seconds = sum(
-        json.loads((uninterrupted / "report.json").read_text())["timings_s"].values()
-    )
-    pace = max(1.0, stage_seconds / 65.0)
     rng = random.Random(0)
     kills, stages_hit = 0, set()
     while True:
@@ -336,8 +329,7 @@ def test_random_kills_resume_to_the_uninterrupted_report(tiny_run, tmp_path):
             start_new_session=True,
         )
         try:
-            timeout = pace * rng.uniform(4, 20) if kills < 20 else 900 * pace
-            output, _ = process.communicate(timeout=timeout)
+            output, _ = process.communicate(timeout=rng.uniform(4, 20) if kills < 20 else 900)
             assert process.returncode == 0, output[-3000:]
             break
         except subprocess.TimeoutExpired:
