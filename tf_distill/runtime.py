@@ -65,6 +65,20 @@ def load_tokenizers(export_dir):
         raise TranslateError(f"tokenizer files in {tokenizer_dir} are unusable: {error}") from None
 
 
+def _load_runner(path, signature, num_threads):
+    """The LiteRT interpreter of a `.tflite` file and its `signature` runner."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        return interpreter, interpreter.get_signature_runner(signature)
+    except Exception as error:  # a corrupt file fails in the interpreter's own way
+        raise TranslateError(
+            f"{path} could not be loaded ({type(error).__name__}: {str(error)[:200]}). "
+            "Re-run the export."
+        ) from None
+
+
 class Translator:
     """A translation student exported by tf_distill, run by the LiteRT interpreter.
 
@@ -117,18 +131,9 @@ class Translator:
                 + (" Export with a beam size (export.beam_size) for beam search." if beam else "")
             )
         self.source_tokenizer, self.target_tokenizer = load_tokenizers(self.export_dir)
-        from ai_edge_litert.interpreter import Interpreter
-
-        try:
-            self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-            self._runner = self.interpreter.get_signature_runner(
-                BEAM_SIGNATURE if beam else SIGNATURE
-            )
-        except Exception as error:  # a corrupt file fails in the interpreter's own way
-            raise TranslateError(
-                f"{path} could not be loaded ({type(error).__name__}: {str(error)[:200]}). "
-                "Re-run the export."
-            ) from None
+        self.interpreter, self._runner = _load_runner(
+            path, BEAM_SIGNATURE if beam else SIGNATURE, num_threads
+        )
         self.last_truncated = []
         self.last_latency_ms = None
         self.load_ms = (time.perf_counter() - start) * 1000
@@ -244,16 +249,7 @@ class Classifier:
             raise TranslateError(
                 f"tokenizer files in {tokenizer_dir} are unusable: {error}"
             ) from None
-        from ai_edge_litert.interpreter import Interpreter
-
-        try:
-            self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-            self._runner = self.interpreter.get_signature_runner("classify")
-        except Exception as error:  # a corrupt file fails in the interpreter's own way
-            raise TranslateError(
-                f"{path} could not be loaded ({type(error).__name__}: {str(error)[:200]}). "
-                "Re-run the export."
-            ) from None
+        self.interpreter, self._runner = _load_runner(path, "classify", num_threads)
         self.last_truncated = []
         self.last_latency_ms = None
         self.load_ms = (time.perf_counter() - start) * 1000
