@@ -17,7 +17,6 @@ import keras
 import numpy as np
 
 from tf_distill import classification_metrics as metrics
-from tf_distill import config as config_lib
 from tf_distill import data as data_lib
 from tf_distill import hub_teacher
 from tf_distill.data import DataError
@@ -33,8 +32,9 @@ from tf_distill.errors import ConfigError
 from tf_distill.evaluation import file_size
 from tf_distill.export import ExportError
 from tf_distill.models import build_classifier
+from tf_distill.pipeline.model_stages import RunContext
 from tf_distill.pipeline.run import _Timer
-from tf_distill.run_dir import RunDirectory, read_dir, replace_dir, write_json, write_text
+from tf_distill.run_dir import read_dir, replace_dir, write_json, write_text
 from tf_distill.training import fit_model
 
 _LOG = logging.getLogger(__name__)
@@ -225,11 +225,8 @@ def make_split(part, tokenizers, max_length):
 # Models. ------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class Context:
-    config: config_lib.Config
-    run_dir: RunDirectory
-    resume: bool = False
+# The run's config, directory and resume flag, as for translation.
+Context = RunContext
 
 
 def build_student(config, role, tokenizers, num_classes):
@@ -532,24 +529,8 @@ def tflite_latency(path, rows):
 # The run. -----------------------------------------------------------------------------
 
 
-def run_classification(config, resume=False):
-    """Runs every stage for a classification `config`; returns the report dict."""
-    run_dir = RunDirectory(config.output_dir)
-    run_dir.check_start(resume)
-    if resume:
-        run_dir.check_resume_config(config.to_dict(), config_lib.Config().to_dict())
-    fresh = not resume
-    run_dir.create()
-    with run_dir.lock():
-        try:
-            return _run_stages(Context(config, run_dir, resume))
-        except (ConfigError, DataError):
-            if fresh and not run_dir.holds_run():
-                run_dir.remove_fresh_run()
-            raise
-
-
-def _run_stages(ctx):
+def run_stages(ctx):
+    """Every classification stage in order, in `ctx.run_dir` (set up by `run_pipeline`)."""
     from tf_distill import classification_report
 
     config, run_dir = ctx.config, ctx.run_dir

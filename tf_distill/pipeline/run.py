@@ -55,10 +55,9 @@ def run_pipeline(config, resume=False):
     leaves nothing behind unless it got as far as a checkpoint: a directory it made is
     removed, one that existed keeps what it held before and only that.
     """
+    run_stages = _run_stages
     if config.task == "classification":
-        from tf_distill.pipeline.classification import run_classification
-
-        return run_classification(config, resume)
+        from tf_distill.pipeline.classification import run_stages
     run_dir = RunDirectory(config.output_dir)
     run_dir.check_start(resume)
     if resume:
@@ -67,7 +66,7 @@ def run_pipeline(config, resume=False):
     run_dir.create()
     with run_dir.lock():
         try:
-            return _run_stages(model_stages.RunContext(config, run_dir, resume))
+            return run_stages(model_stages.RunContext(config, run_dir, resume))
         except (ConfigError, DataError):
             if fresh and not run_dir.holds_run():
                 run_dir.remove_fresh_run()
