@@ -8,6 +8,7 @@ import numbers
 import keras
 import tensorflow as tf
 
+from tf_distill import features as features_lib
 from tf_distill import losses
 
 # Keys of a batch's input dict that carry the teacher's cached top-k outputs (see
@@ -74,6 +75,27 @@ class Distiller(keras.Model):
     teacher's forward pass in every later epoch. Batches without them (e.g. the validation
     data) run the teacher as usual.
 
+    Feature distillation (on top of the logit terms; models built by `build_transformer`
+    or `build_classifier`, one teacher, both reading the same token ids): with positive
+    weights the loss gains
+
+        + hidden_weight * hidden_loss + attention_weight * attention_loss
+        + value_weight * value_loss
+
+    each a mean over real positions and over the mapped layer pairs of every stack the
+    two models share (encoder; decoder for translation). Student layer m learns from
+    teacher layer `layer_map[stack][m - 1]` (default `features.uniform_layer_map`).
+    `hidden_loss`: MSE (or 1 - cosine) between the student's hidden states, through a
+    learned linear projection when the widths differ (TinyBERT; the embeddings' output
+    counts as layer 0), and the teacher's. `attention_loss`: KL(teacher || student) of the
+    self-attention (and cross-attention) distributions, per head, or between the heads'
+    means when the head counts differ. `value_loss`: KL between MiniLM's value relations
+    softmax(V V^T / sqrt(H)) of the self-attentions. The student's forward pass runs once
+    per step (`features.model_features` returns its logits with its features); the
+    teacher runs live, also when the batch carries a top-k cache (which then still gives
+    the KD term). The projections are trained with the student but are not part of it
+    (`distiller.distillation_variables`). Each term is reported as its own metric.
+
     Args:
         teacher: a built `keras.Model` returning logits, a list of them (an ensemble), or
             None (no teacher).
@@ -85,6 +107,11 @@ class Distiller(keras.Model):
         pad_token_id: label id that marks padding (token logits only).
         label_smoothing: eps in [0, 1) of the hard-label CE target (Szegedy et al., 2016);
             the KD term is unaffected. Typically used to train a teacher (`teacher=None`).
+        hidden_weight, attention_weight, value_weight: weights >= 0 of the feature terms
+            (0: off).
+        hidden_loss: `"mse"` or `"cosine"`.
+        layer_map: None (uniform), or a dict `{"encoder": [...], "decoder": [...]}` with
+            the teacher layer (1-based) of each student layer; stacks left out are uniform.
         **kwargs: `keras.Model` arguments (`name`, ...).
 
     Example:
@@ -102,6 +129,11 @@ class Distiller(keras.Model):
         temperature=2.0,
         pad_token_id=0,
         label_smoothing=0.0,
+        hidden_weight=0.0,
+        attention_weight=0.0,
+        value_weight=0.0,
+        hidden_loss="mse",
+        layer_map=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -158,10 +190,168 @@ class Distiller(keras.Model):
         self.accuracy_tracker = keras.metrics.Mean(
             name="token_accuracy" if self.token_logits else "accuracy"
         )
+        self._init_feature_terms(hidden_weight, attention_weight, value_weight, hidden_loss)
+        self.layer_map = None
+        self.projections = []
+        self._projection_index = {}
+        if self.feature_weights:
+            self._init_feature_models(layer_map)
+        elif layer_map is not None:
+            raise ValueError(
+                "`layer_map` is set but no feature term is on: give hidden_weight, "
+                "attention_weight or value_weight > 0, or drop layer_map."
+            )
         # Teacher and student arrive built, so the Distiller is too: weight saving and
         # loading (ModelCheckpoint with save_weights_only, BackupAndRestore) work before
         # and during the first fit.
         self.built = True
+
+    def _init_feature_terms(self, hidden_weight, attention_weight, value_weight, hidden_loss):
+        weights = {}
+        for name, weight in (
+            ("hidden", hidden_weight),
+            ("attention", attention_weight),
+            ("value", value_weight),
+        ):
+            if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or weight < 0:
+                raise ValueError(
+                    f"`{name}_weight` must be a number >= 0. Received: {weight!r}."
+                )
+            if weight > 0:
+                weights[name] = float(weight)
+        if hidden_loss not in losses.HIDDEN_LOSSES:
+            raise ValueError(
+                f"`hidden_loss` must be one of {losses.HIDDEN_LOSSES}. Received: {hidden_loss!r}."
+            )
+        self.feature_weights = weights
+        self.hidden_weight = weights.get("hidden", 0.0)
+        self.attention_weight = weights.get("attention", 0.0)
+        self.value_weight = weights.get("value", 0.0)
+        self.hidden_loss = hidden_loss
+        self.feature_trackers = {
+            name: keras.metrics.Mean(name=f"{name}_loss") for name in weights
+        }
+
+    def _init_feature_models(self, layer_map):
+        if len(self.teachers) != 1:
+            raise ValueError(
+                "Feature distillation (hidden / attention / value terms) needs exactly one "
+                f"teacher; received {len(self.teachers)}. Distil an ensemble through its "
+                "logits only."
+            )
+        teacher = self.teachers[0]
+        features_lib.check_same_kind(teacher, self.student)
+        student_shapes = features_lib.stack_shapes(self.student)
+        teacher_shapes = features_lib.stack_shapes(teacher)
+        self.layer_map = features_lib.resolve_layer_map(layer_map, student_shapes, teacher_shapes)
+        if "hidden" in self.feature_weights:
+            for stack, mapped in self.layer_map.items():
+                student_width = student_shapes[stack][1]
+                teacher_width = teacher_shapes[stack][1]
+                for m in range(len(mapped) + 1):  # 0: the embeddings
+                    projection = features_lib.projection_layer(
+                        student_width, teacher_width, f"{stack}_hidden_projection_{m}"
+                    )
+                    if projection is not None:
+                        self._projection_index[(stack, m)] = len(self.projections)
+                        self.projections.append(projection)
+
+    @property
+    def distillation_variables(self):
+        """Trainable variables of the Distiller beside the student's: the hidden-state
+        projections (empty without them). The optimizer updates both."""
+        return [v for layer in self.projections for v in layer.trainable_variables]
+
+    def _feature_loss(self, student_features, teacher_features):
+        """`(weighted sum of the feature terms, {term: (local sum, local count)})`: each term
+        is a mean over real positions and mapped layer pairs of every shared stack, divided
+        by the count of the global batch (as the logit terms are)."""
+        if not self.feature_weights:
+            return 0.0, {}
+        sums = {name: [] for name in self.feature_weights}
+        counts = {name: [] for name in self.feature_weights}
+
+        def add(name, per_position, mask):
+            sums[name].append(tf.reduce_sum(per_position * mask))
+            counts[name].append(tf.reduce_sum(mask))
+
+        for stack, mapped in self.layer_map.items():
+            s, t = student_features[stack], teacher_features[stack]
+            mask = s.mask
+            if "hidden" in sums:
+                pairs = [(0, 0)] + [(m + 1, g) for m, g in enumerate(mapped)]
+                for m, g in pairs:
+                    student_hidden = s.hidden[m]
+                    if (stack, m) in self._projection_index:
+                        student_hidden = self.projections[self._projection_index[(stack, m)]](
+                            student_hidden
+                        )
+                    per = losses.hidden_state_per_position(
+                        student_hidden, tf.stop_gradient(t.hidden[g]), self.hidden_loss
+                    )
+                    add("hidden", per, mask)
+            for m, g in enumerate(mapped):
+                if "attention" in sums:
+                    add(
+                        "attention",
+                        losses.attention_kl_per_query(t.self_attention[g - 1], s.self_attention[m]),
+                        mask,
+                    )
+                    if s.cross_attention:
+                        add(
+                            "attention",
+                            losses.attention_kl_per_query(
+                                t.cross_attention[g - 1], s.cross_attention[m]
+                            ),
+                            mask,
+                        )
+                if "value" in sums:
+                    add(
+                        "value",
+                        losses.attention_kl_per_query(
+                            losses.value_relation(t.self_values[g - 1], t.mask),
+                            losses.value_relation(s.self_values[m], mask),
+                        ),
+                        mask,
+                    )
+        total = 0.0
+        terms = {}
+        context = tf.distribute.get_replica_context()
+        for name, weight in self.feature_weights.items():
+            local_sum, local_count = tf.add_n(sums[name]), tf.add_n(counts[name])
+            global_count = context.all_reduce(tf.distribute.ReduceOp.SUM, local_count)
+            total += weight * local_sum / tf.maximum(global_count, 1.0)
+            terms[name] = (local_sum, local_count)
+        return total, terms
+
+    def _student_forward(self, x, training):
+        """The student's logits, and its features when a feature term is on (one pass)."""
+        if not self.feature_weights:
+            return tf.cast(self.student(x, training=training), tf.float32), None
+        logits, student_features = features_lib.model_features(self.student, x, training)
+        return tf.cast(logits, tf.float32), student_features
+
+    def _teacher_outputs(self, x, teacher_x, cached):
+        """The teacher's logits (None when `cached` gives the KD term) and features (None
+        without feature terms), outside the gradient."""
+        if not self.feature_weights:
+            return (None if cached is not None else self._teacher_logits(teacher_x)), None
+        if teacher_x is not x:
+            raise ValueError(
+                "Feature distillation compares the teacher's and the student's states "
+                "position by position, so both must read the same token ids; this batch "
+                "gives the teacher inputs of its own ('teacher_inputs'). Turn the hidden / "
+                "attention / value terms off for a teacher with its own tokenizer."
+            )
+        logits, teacher_features = features_lib.model_features(
+            self.teachers[0], teacher_x, training=False
+        )
+        teacher_features = {
+            stack: features_lib.stop_gradient(stack_features)
+            for stack, stack_features in teacher_features.items()
+        }
+        logits = None if cached is not None else tf.stop_gradient(tf.cast(logits, tf.float32))
+        return logits, teacher_features
 
     def call(self, inputs, training=None):
         inputs, _ = _split_cached(inputs)
@@ -185,6 +375,7 @@ class Distiller(keras.Model):
         if self.teacher is not None:  # without a teacher there is no distillation term
             trackers.append(self.distillation_loss_tracker)
         trackers.append(self.accuracy_tracker)
+        trackers.extend(self.feature_trackers.values())
         compiled = getattr(self, "_compile_metrics", None)
         return trackers + ([compiled] if compiled is not None else [])
 
@@ -236,13 +427,17 @@ class Distiller(keras.Model):
             y = tf.squeeze(y, axis=-1)  # (B, 1) class labels
         return y
 
-    def _update_trackers(self, local_count, ce_sum, kd_sum, correct_sum):
+    def _update_trackers(self, local_count, ce_sum, kd_sum, correct_sum, feature_terms=None):
         # Each tracker is a token-weighted mean: over an epoch it is the mean over all real
         # tokens seen, on every replica (the trackers' sums are aggregated across replicas).
         def mean(total):
             return total / tf.maximum(local_count, 1.0)
 
         loss = self._combine(mean(ce_sum), mean(kd_sum))
+        for name, (term_sum, term_count) in (feature_terms or {}).items():
+            term = term_sum / tf.maximum(term_count, 1.0)
+            self.feature_trackers[name].update_state(term, sample_weight=term_count)
+            loss += self.feature_weights[name] * term
         self.loss_tracker.update_state(loss, sample_weight=local_count)
         self.student_loss_tracker.update_state(mean(ce_sum), sample_weight=local_count)
         if self.teacher is not None:
@@ -264,29 +459,31 @@ class Distiller(keras.Model):
         x, cached = _split_cached(x, self.temperature)
         x, teacher_x = _split_teacher_inputs(x)
         # The teacher runs before the tape opens: nothing of its forward pass is recorded.
-        teacher_logits = None if cached is not None else self._teacher_logits(teacher_x)
+        teacher_logits, teacher_features = self._teacher_outputs(x, teacher_x, cached)
         with tf.GradientTape() as tape:
-            student_logits = tf.cast(self.student(x, training=True), tf.float32)
+            student_logits, student_features = self._student_forward(x, training=True)
             loss, y, mask, *sums = self._loss_terms(
                 y, student_logits, teacher_logits, sample_weight, cached
             )
-            scaled = self.optimizer.scale_loss(loss)
-        variables = self.student.trainable_variables
+            feature_loss, feature_terms = self._feature_loss(student_features, teacher_features)
+            scaled = self.optimizer.scale_loss(loss + feature_loss)
+        variables = self.student.trainable_variables + self.distillation_variables
         gradients = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        self._update_trackers(*sums)
+        self._update_trackers(*sums, feature_terms)
         return self._step_results(x, y, student_logits, mask)
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         x, cached = _split_cached(x, self.temperature)
         x, teacher_x = _split_teacher_inputs(x)
-        student_logits = tf.cast(self.student(x, training=False), tf.float32)
-        teacher_logits = None if cached is not None else self._teacher_logits(teacher_x)
+        student_logits, student_features = self._student_forward(x, training=False)
+        teacher_logits, teacher_features = self._teacher_outputs(x, teacher_x, cached)
         _, y, mask, *sums = self._loss_terms(
             y, student_logits, teacher_logits, sample_weight, cached
         )
-        self._update_trackers(*sums)
+        _, feature_terms = self._feature_loss(student_features, teacher_features)
+        self._update_trackers(*sums, feature_terms)
         return self._step_results(x, y, student_logits, mask)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
@@ -330,6 +527,13 @@ class Distiller(keras.Model):
             "temperature": self.temperature,
             "pad_token_id": self.pad_token_id,
             "label_smoothing": self.label_smoothing,
+            "hidden_weight": self.hidden_weight,
+            "attention_weight": self.attention_weight,
+            "value_weight": self.value_weight,
+            "hidden_loss": self.hidden_loss,
+            "layer_map": (
+                None if self.layer_map is None else {k: list(v) for k, v in self.layer_map.items()}
+            ),
             "name": self.name,
         }
 

@@ -260,3 +260,59 @@ def distillation_loss(
     ce, kd, _ = token_terms(y_true, student_logits, teacher_logits, temperature)
     student_loss, kd = masked_mean(ce, mask), masked_mean(kd, mask)
     return alpha * student_loss + (1.0 - alpha) * kd, student_loss, kd
+
+
+# Feature distillation (tf_distill.features): per-position terms that the Distiller
+# averages over real positions. B batch, S positions, N heads, H head size, D width.
+
+HIDDEN_LOSSES = ("mse", "cosine")
+
+
+def hidden_state_per_position(student_hidden, teacher_hidden, kind="mse"):
+    """(B, S) distance between two (B, S, D) hidden-state tensors of one width:
+    `"mse"`: mean over D of the squared difference (TinyBERT); `"cosine"`: 1 - cosine
+    similarity (DistilBERT's cosine embedding loss)."""
+    student_hidden = tf.cast(student_hidden, tf.float32)
+    teacher_hidden = tf.cast(teacher_hidden, tf.float32)
+    if kind == "mse":
+        return tf.reduce_mean(tf.square(student_hidden - teacher_hidden), axis=-1)
+    if kind == "cosine":
+        cosine = tf.reduce_sum(
+            tf.math.l2_normalize(student_hidden, -1) * tf.math.l2_normalize(teacher_hidden, -1),
+            axis=-1,
+        )
+        return 1.0 - cosine
+    raise ValueError(f"hidden loss must be one of {HIDDEN_LOSSES}. Received: {kind!r}.")
+
+
+def attention_kl_per_query(teacher_probs, student_probs):
+    """(B, T) KL(teacher || student) between attention distributions (B, N, T, S) over the
+    keys, averaged over heads. When the head counts differ, each model's heads are
+    averaged first and the KL is taken between the two mean maps.
+
+    Keys with teacher probability 0 (masked) add nothing; student probabilities are
+    floored at 1e-12 so a key the student masks to exactly 0 stays finite.
+    """
+    teacher_probs = tf.cast(teacher_probs, tf.float32)
+    student_probs = tf.cast(student_probs, tf.float32)
+    if teacher_probs.shape[1] != student_probs.shape[1]:
+        teacher_probs = tf.reduce_mean(teacher_probs, axis=1, keepdims=True)
+        student_probs = tf.reduce_mean(student_probs, axis=1, keepdims=True)
+    teacher_probs = tf.stop_gradient(teacher_probs)
+    log_ratio = tf.math.log(tf.maximum(teacher_probs, 1e-12)) - tf.math.log(
+        tf.maximum(student_probs, 1e-12)
+    )
+    kl = tf.reduce_sum(teacher_probs * log_ratio, axis=-1)  # (B, N, T)
+    return tf.reduce_mean(kl, axis=1)
+
+
+def value_relation(values, key_mask):
+    """MiniLM's value relation (Wang et al., 2020): softmax(V V^T / sqrt(H)) per head over
+    the real keys, (B, N, S, S), from value heads (B, S, N, H) and a (B, S) key mask."""
+    from tf_distill.layers import masked_softmax
+
+    values = tf.cast(values, tf.float32)
+    head = values.shape[-1]
+    scores = tf.einsum("bsnh,btnh->bnst", values, values) / tf.sqrt(float(head))
+    mask = tf.cast(key_mask, tf.bool)[:, tf.newaxis, tf.newaxis, :]  # (B, 1, 1, S)
+    return masked_softmax(scores, mask)

@@ -56,9 +56,12 @@ class MultiHeadAttention(keras.layers.Layer):
         cache: (B, 2, S_max, N, H) stacked keys and values from earlier steps.
         cache_update_index: where the keys/values of this call go in `cache`. With a
             cache and no index, the cache is used as it is (cross-attention).
+        return_value_heads: also return the projected values (B, S, N, H), which
+            MiniLM's value-relation loss compares (`tf_distill.features`).
 
     Returns:
-        (B, T, output_dim) tensor; then the scores if asked; then the cache if one was given.
+        (B, T, output_dim) tensor; then the scores if asked; then the value heads if asked;
+        then the cache if one was given.
 
     Example:
     >>> mha = MultiHeadAttention(num_heads=2, key_dim=4)
@@ -159,6 +162,7 @@ class MultiHeadAttention(keras.layers.Layer):
         training=None,
         cache=None,
         cache_update_index=None,
+        return_value_heads=False,
     ):
         if key is None:
             key = value
@@ -192,6 +196,8 @@ class MultiHeadAttention(keras.layers.Layer):
         results = [output]
         if return_attention_scores:
             results.append(probabilities)
+        if return_value_heads:
+            results.append(value_heads)
         if cache is not None:
             results.append(cache)
         return results[0] if len(results) == 1 else tuple(results)

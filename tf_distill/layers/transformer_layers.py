@@ -158,9 +158,12 @@ class EncoderLayer(_ResidualBlocks):
         inputs: (B, S, D) tensor.
         padding_mask: (B, S) boolean, True for real tokens; pads are never attended to.
         training: whether dropout is active.
+        return_features: also return a dict with the attention probabilities
+            `"self_attention"` (B, N, S, S) and the value heads `"self_values"` (B, S, N, H)
+            (what feature distillation compares; `tf_distill.features`).
 
     Returns:
-        (B, S, D) tensor.
+        (B, S, D) tensor; with `return_features`, `(output, features)`.
     """
 
     def build(self, inputs_shape, padding_mask_shape=None):
@@ -178,22 +181,34 @@ class EncoderLayer(_ResidualBlocks):
     def compute_output_shape(self, inputs_shape, padding_mask_shape=None):
         return tuple(inputs_shape)
 
-    def call(self, inputs, padding_mask=None, training=None):
+    def call(self, inputs, padding_mask=None, training=None, return_features=False):
         mask = None if padding_mask is None else tf.expand_dims(padding_mask, 1)  # (B, 1, S)
         # Self-attention block.
         x = self._residual(
             inputs,
             self.self_attention_norm,
-            lambda y: self.self_attention(y, y, attention_mask=mask, training=training),
+            lambda y: self.self_attention(
+                y,
+                y,
+                attention_mask=mask,
+                training=training,
+                return_attention_scores=return_features,
+                return_value_heads=return_features,
+            ),
             training,
         )
+        features = None
+        if return_features:
+            x, probabilities, values = x
+            features = {"self_attention": probabilities, "self_values": values}
         # Feed-forward block.
-        return self._residual(
+        x = self._residual(
             x,
             self.feed_forward_norm,
             lambda y: self.feed_forward(y, training=training),
             training,
         )
+        return (x, features) if return_features else x
 
 
 @keras.saving.register_keras_serializable(package="tf_distill")
@@ -212,9 +227,13 @@ class DecoderLayer(_ResidualBlocks):
         self_attention_cache_update_index: position of `decoder_sequence[:, 0]` in the cache.
         cross_attention_cache: (B, 2, S, N, H) projected encoder keys/values; when given,
             `encoder_sequence` is not projected again.
+        return_features: also return a dict with `"self_attention"` (B, N, T, T),
+            `"self_values"` (B, T, N, H) and `"cross_attention"` (B, N, T, S); not with
+            caches (training-time only).
 
     Returns:
-        (B, T, D) tensor; with a self-attention cache, `(output, self_attention_cache)`.
+        (B, T, D) tensor; with a self-attention cache, `(output, self_attention_cache)`;
+        with `return_features`, `(output, features)`.
     """
 
     def build(self, decoder_sequence_shape, encoder_sequence_shape=None, *args, **kwargs):
@@ -254,8 +273,11 @@ class DecoderLayer(_ResidualBlocks):
         self_attention_cache=None,
         self_attention_cache_update_index=None,
         cross_attention_cache=None,
+        return_features=False,
     ):
         cached = self_attention_cache is not None
+        if return_features and (cached or cross_attention_cache is not None):
+            raise ValueError("`return_features` cannot be combined with attention caches.")
         if cached:
             # Query i (at absolute position index + i) sees cache slots 0 .. index + i.
             t = tf.shape(decoder_sequence)[1]
@@ -285,11 +307,16 @@ class DecoderLayer(_ResidualBlocks):
                 training=training,
                 cache=self_attention_cache,
                 cache_update_index=self_attention_cache_update_index,
+                return_attention_scores=return_features,
+                return_value_heads=return_features,
             ),
             training,
         )
+        features = {}
         if cached:
             x, self_attention_cache = x
+        elif return_features:
+            x, features["self_attention"], features["self_values"] = x
         # Cross-attention block.
         x = self._residual(
             x,
@@ -300,11 +327,14 @@ class DecoderLayer(_ResidualBlocks):
                 attention_mask=cross_mask,
                 training=training,
                 cache=cross_attention_cache,
+                return_attention_scores=return_features,
             ),
             training,
         )
         if cross_attention_cache is not None:
             x = x[0]
+        elif return_features:
+            x, features["cross_attention"] = x
         # Feed-forward block.
         x = self._residual(
             x,
@@ -312,4 +342,6 @@ class DecoderLayer(_ResidualBlocks):
             lambda y: self.feed_forward(y, training=training),
             training,
         )
+        if return_features:
+            return x, features
         return (x, self_attention_cache) if cached else x

@@ -109,9 +109,13 @@ class Encoder(_Stack):
         inputs: (B, S, D) embedded source.
         padding_mask: (B, S) boolean, True for real tokens.
         training: whether dropout is active.
+        return_features: also return the per-layer features (see `_collect`).
 
     Returns:
-        (B, S, D) encoder output.
+        (B, S, D) encoder output; with `return_features`, `(output, features)`: a dict of
+        lists, `"hidden"` (the input, then each layer's output: L + 1 tensors (B, S, D),
+        before the final norm), `"self_attention"` (L tensors (B, N, S, S)) and
+        `"self_values"` (L tensors (B, S, N, H)).
     """
 
     layer_class = EncoderLayer
@@ -126,11 +130,17 @@ class Encoder(_Stack):
     def compute_output_shape(self, inputs_shape, padding_mask_shape=None):
         return tuple(inputs_shape)
 
-    def call(self, inputs, padding_mask=None, training=None):
+    def call(self, inputs, padding_mask=None, training=None, return_features=False):
         x = inputs
+        features = _empty_features(inputs, ("self_attention", "self_values"))
         for layer in self.transformer_layers:
-            x = layer(x, padding_mask=padding_mask, training=training)
-        return self._finish(x)
+            x = layer(
+                x, padding_mask=padding_mask, training=training, return_features=return_features
+            )
+            if return_features:
+                x = _collect(features, *x)
+        x = self._finish(x)
+        return (x, features) if return_features else x
 
 
 @keras.saving.register_keras_serializable(package="tf_distill")
@@ -154,9 +164,12 @@ class Decoder(_Stack):
         training: whether dropout is active.
         self_attention_cache, self_attention_cache_update_index, cross_attention_cache:
             see above.
+        return_features: also return the per-layer features, as `Encoder` does plus
+            `"cross_attention"` (L tensors (B, N, T, S)); not with caches.
 
     Returns:
-        (B, T, D) tensor, or `(output, self_attention_cache)` with a cache.
+        (B, T, D) tensor, or `(output, self_attention_cache)` with a cache, or
+        `(output, features)` with `return_features`.
     """
 
     layer_class = DecoderLayer
@@ -205,8 +218,12 @@ class Decoder(_Stack):
         self_attention_cache=None,
         self_attention_cache_update_index=None,
         cross_attention_cache=None,
+        return_features=False,
     ):
         x = decoder_sequence
+        features = _empty_features(
+            decoder_sequence, ("self_attention", "self_values", "cross_attention")
+        )
         new_caches = []
         for i, layer in enumerate(self.transformer_layers):
             rows = slice(2 * i, 2 * i + 2)  # layer i's keys and values
@@ -221,11 +238,31 @@ class Decoder(_Stack):
                 self_attention_cache=layer_cache,
                 self_attention_cache_update_index=self_attention_cache_update_index,
                 cross_attention_cache=cross_cache,
+                return_features=return_features,
             )
             if layer_cache is not None:
                 x, layer_cache = x
                 new_caches.append(layer_cache)
+            elif return_features:
+                x = _collect(features, *x)
         x = self._finish(x)
+        if return_features:
+            return x, features
         if self_attention_cache is not None:
             return x, tf.concat(new_caches, axis=1)
         return x
+
+
+def _empty_features(inputs, attention_keys):
+    """The feature lists a stack fills layer by layer; "hidden" starts with its input."""
+    features = {"hidden": [inputs]}
+    features.update({key: [] for key in attention_keys})
+    return features
+
+
+def _collect(features, output, layer_features):
+    """Appends one layer's output and attention features to `features`; returns the output."""
+    features["hidden"].append(output)
+    for key, value in layer_features.items():
+        features[key].append(value)
+    return output
