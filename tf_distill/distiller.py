@@ -214,9 +214,7 @@ class Distiller(keras.Model):
             ("value", value_weight),
         ):
             if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or weight < 0:
-                raise ValueError(
-                    f"`{name}_weight` must be a number >= 0. Received: {weight!r}."
-                )
+                raise ValueError(f"`{name}_weight` must be a number >= 0. Received: {weight!r}.")
             if weight > 0:
                 weights[name] = float(weight)
         if hidden_loss not in losses.HIDDEN_LOSSES:
@@ -228,9 +226,7 @@ class Distiller(keras.Model):
         self.attention_weight = weights.get("attention", 0.0)
         self.value_weight = weights.get("value", 0.0)
         self.hidden_loss = hidden_loss
-        self.feature_trackers = {
-            name: keras.metrics.Mean(name=f"{name}_loss") for name in weights
-        }
+        self.feature_trackers = {name: keras.metrics.Mean(name=f"{name}_loss") for name in weights}
 
     def _init_feature_models(self, layer_map):
         if len(self.teachers) != 1:

@@ -97,9 +97,7 @@ def model_features(model, inputs, training=False):
         mask = layer("padding_mask")(token_ids)
         x = layer("embedding")(token_ids)
         x = layer("embedding_dropout")(x, training=training)
-        x, encoder = layer("encoder")(
-            x, padding_mask=mask, training=training, return_features=True
-        )
+        x, encoder = layer("encoder")(x, padding_mask=mask, training=training, return_features=True)
         x = layer("pooling")(x, padding_mask=mask)
         x = layer("pooled_dropout")(x, training=training)
         logits = layer("logits")(layer("classifier_head")(x))
@@ -130,7 +128,10 @@ def model_features(model, inputs, training=False):
     else:
         y = decoder_embedding(y, reverse=True)
     logits = layer("logits")(y)
-    return logits, {"encoder": _stack(encoder, source_mask), "decoder": _stack(decoder, target_mask)}
+    return logits, {
+        "encoder": _stack(encoder, source_mask),
+        "decoder": _stack(decoder, target_mask),
+    }
 
 
 def _stack(features, mask):

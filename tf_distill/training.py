@@ -102,12 +102,23 @@ class EpochCheckpoint(keras.callbacks.Callback):
         keep_epochs: epochs of weights kept for averaging (1: none).
         early_stopping: the `ResumableEarlyStopping` whose state is saved with each epoch
             (it must come before this callback, so that it has seen the epoch).
+        extra_variables: variables trained beside the model's, in the optimizer's order
+            after them (the Distiller's hidden-state projections), saved and restored too.
     """
 
     def __init__(
-        self, role, model, optimizer, state_dir, valid_bleu, keep_epochs=1, early_stopping=None
+        self,
+        role,
+        model,
+        optimizer,
+        state_dir,
+        valid_bleu,
+        keep_epochs=1,
+        early_stopping=None,
+        extra_variables=(),
     ):
         super().__init__()
+        self.extra_variables = list(extra_variables)
         self.role, self.trained, self.optimizer_ref = role, model, optimizer
         self.state_dir, self.valid_bleu = state_dir, valid_bleu
         self.early_stopping = early_stopping
@@ -119,7 +130,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
         state = json.loads((self.state_dir / "state.json").read_text())
         saved = keras.saving.load_model(self.state_dir / "model.keras")
         self.trained.set_weights(saved.get_weights())
-        self.optimizer_ref.build(self.trained.trainable_variables)
+        extra = self.state_dir / "extra.npz"
+        if self.extra_variables:
+            values = np.load(extra)
+            for i, variable in enumerate(self.extra_variables):
+                variable.assign(values[f"x{i}"])
+        self.optimizer_ref.build(self.trained.trainable_variables + self.extra_variables)
         values = np.load(self.state_dir / "optimizer.npz")
         for i, variable in enumerate(self.optimizer_ref.variables):
             variable.assign(values[f"v{i}"])
@@ -177,6 +193,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
                     for e, weights in enumerate(self.recent)
                     for i, w in enumerate(weights)
                 },
+            )
+        if self.extra_variables:
+            np.savez(
+                tmp / "extra.npz",
+                **{f"x{i}": np.asarray(v) for i, v in enumerate(self.extra_variables)},
             )
         np.savez(
             tmp / "rng.npz",
@@ -280,7 +301,14 @@ def fit_model(
     state_dir = run_dir.state_dir(role)
     stopping = ResumableEarlyStopping(training.early_stopping_patience)
     checkpoint = EpochCheckpoint(
-        role, model, optimizer, state_dir, valid_bleu, average_epochs, early_stopping=stopping
+        role,
+        model,
+        optimizer,
+        state_dir,
+        valid_bleu,
+        average_epochs,
+        early_stopping=stopping,
+        extra_variables=getattr(trainer, "distillation_variables", []),
     )
     initial_epoch = 0
     if resume and (state_dir / "state.json").exists():

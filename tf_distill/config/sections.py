@@ -109,6 +109,27 @@ class DistillationConfig:
     # from BERT into Simple Neural Networks": words masked or swapped for another word of
     # the training texts, or a span kept). 0: none.
     augment_copies: int = 0
+    # Feature distillation (Distiller; tf_distill.features): weights of the hidden-state
+    # (TinyBERT: MSE through a learned projection), attention (KL of the attention maps)
+    # and value-relation (MiniLM) terms, added to the logit terms; 0: off. They need a
+    # teacher built by tf_distill that reads the student's token ids (not a keras-hub one,
+    # not an ensemble); it then runs on every batch.
+    hidden_weight: float = 0.0
+    attention_weight: float = 0.0
+    value_weight: float = 0.0
+    hidden_loss: str = "mse"  # mse | cosine
+    # Which teacher layer (1-based) each student layer learns from; null: uniform
+    # (layer m of L_s from ceil(m * L_t / L_s), so the last layers meet).
+    encoder_layer_map: list[int] | None = None
+    decoder_layer_map: list[int] | None = None
+    # Start the distilled student from the teacher's embeddings, output layer and one
+    # layer in every k (DistilBERT), not from random weights; the student must be as wide
+    # as the teacher (hidden_dim, num_heads, intermediate_dim, tie_embeddings). The
+    # baseline still starts from random weights. init_*_layers: the 0-based teacher layers
+    # to copy, one per student layer; null: every k-th from the first.
+    init_from_teacher: bool = False
+    init_encoder_layers: list[int] | None = None
+    init_decoder_layers: list[int] | None = None
     # Batch sizes of the teacher's passes over the student's data: pairs per call when its
     # top-k logits are cached, sources per call when it translates (sequence-level KD,
     # transfer set). Inference only, so larger than training.batch_size.
@@ -213,6 +234,21 @@ SECTIONS = {f.name: f for f in dataclasses.fields(Config) if f.name not in TOP_L
 DATA_SOURCES = ("synthetic", "tsv", "parallel", "tfds", "csv")
 TASKS = ("translation", "classification")
 EXPORT_FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8")
+
+
+def feature_terms_on(distillation):
+    """Whether any hidden-state / attention / value-relation term is on."""
+    d = distillation
+    return any(w > 0 for w in (d.hidden_weight, d.attention_weight, d.value_weight))
+
+
+def stack_depths(model, task):
+    """{stack: layers} of a teacher or student section (its encoder and, for
+    translation, decoder depth)."""
+    depths = {"encoder": model.num_encoder_layers or model.num_layers}
+    if task == "translation":
+        depths["decoder"] = model.num_decoder_layers or model.num_layers
+    return depths
 
 
 def teacher_paths(config):

@@ -4,7 +4,15 @@ config (data, teacher, transfer set) must exist; the output directory must be us
 
 from pathlib import Path
 
-from tf_distill.config.sections import DATA_SOURCES, EXPORT_FORMATS, TASKS, teacher_paths
+from tf_distill.config.sections import (
+    DATA_SOURCES,
+    EXPORT_FORMATS,
+    TASKS,
+    feature_terms_on,
+    stack_depths,
+    teacher_count,
+    teacher_paths,
+)
 from tf_distill.errors import ConfigError
 from tf_distill.run_dir import RunDirectory
 
@@ -49,6 +57,7 @@ def validate(config):
         _check_model(role, getattr(config, role))
     _check_roles(config)
     _check_distillation(config.distillation, config.data)
+    _check_feature_distillation(config)
     _check_training(config.training)
     _check_export(config.export)
     _check_evaluation(config.evaluation)
@@ -261,6 +270,95 @@ def _check_distillation(d, data):
     for key in ("teacher_batch_size", "translation_batch_size"):
         value = getattr(d, key)
         _check(value > 0, f"distillation.{key} must be positive. Received: {value}.")
+
+
+def _check_feature_distillation(config):
+    """Hidden / attention / value terms and initialisation from the teacher: what the
+    teacher must be, and layer lists that fit both models' depths."""
+    d = config.distillation
+    for key in ("hidden_weight", "attention_weight", "value_weight"):
+        value = getattr(d, key)
+        _check(value >= 0, f"distillation.{key} must be >= 0 (0: off). Received: {value}.")
+    _check(
+        d.hidden_loss in ("mse", "cosine"),
+        f"distillation.hidden_loss must be 'mse' or 'cosine'. Received: {d.hidden_loss!r}.",
+    )
+    features, init = feature_terms_on(d), d.init_from_teacher
+    teacher, student = config.teacher, config.student
+    for on, what in (
+        (features, "hidden_weight / attention_weight / value_weight"),
+        (init, "init_from_teacher"),
+    ):
+        if not on:
+            continue
+        _check(
+            teacher_count(config) == 1,
+            f"distillation.{what} needs one teacher, not an ensemble: set "
+            "teacher.ensemble_size to 1 (or give one teacher.path).",
+        )
+        _check(
+            config.task != "classification" or teacher.architecture == "transformer",
+            f"distillation.{what} needs teacher.architecture 'transformer': a keras-hub "
+            "teacher reads its own tokens, so its layers do not line up with the student's.",
+        )
+    teacher_depths = stack_depths(teacher, config.task)
+    student_depths = stack_depths(student, config.task)
+    for stack in ("encoder", "decoder"):
+        chosen = getattr(d, f"{stack}_layer_map")
+        if chosen is None:
+            continue
+        _check(
+            features,
+            f"distillation.{stack}_layer_map is set but no feature term is on: give "
+            "hidden_weight, attention_weight or value_weight > 0, or remove it.",
+        )
+        _check(stack in student_depths, f"distillation.{stack}_layer_map is for translation.")
+        _check(
+            len(chosen) == student_depths[stack]
+            and all(1 <= i <= teacher_depths[stack] for i in chosen),
+            f"distillation.{stack}_layer_map must list, for each of the student's "
+            f"{student_depths[stack]} {stack} layers, a teacher layer from 1 to "
+            f"{teacher_depths[stack]}. Received: {chosen}.",
+        )
+    for stack in ("encoder", "decoder"):
+        chosen = getattr(d, f"init_{stack}_layers")
+        if chosen is None:
+            continue
+        _check(init, f"distillation.init_{stack}_layers needs init_from_teacher true.")
+        _check(stack in student_depths, f"distillation.init_{stack}_layers is for translation.")
+        _check(
+            len(chosen) == student_depths[stack]
+            and all(0 <= i < teacher_depths[stack] for i in chosen),
+            f"distillation.init_{stack}_layers must list, for each of the student's "
+            f"{student_depths[stack]} {stack} layers, a teacher layer from 0 to "
+            f"{teacher_depths[stack] - 1}. Received: {chosen}.",
+        )
+    if not init:
+        return
+    differ = [
+        f"{key} {getattr(student, key)} vs {getattr(teacher, key)}"
+        for key in (
+            "hidden_dim",
+            "num_heads",
+            "intermediate_dim",
+            "tie_embeddings",
+            "position_embedding",
+            "normalize_first",
+        )
+        if getattr(student, key) != getattr(teacher, key)
+    ]
+    differ += [
+        f"{stack} layers {student_depths[stack]} vs {teacher_depths[stack]}"
+        for stack in student_depths
+        if student_depths[stack] > teacher_depths[stack]
+    ]
+    _check(
+        not differ,
+        "distillation.init_from_teacher needs a student as wide as the teacher with at most "
+        f"its depth; student vs teacher: {', '.join(differ)}. A narrower student cannot take "
+        "the teacher's layers (tf_distill does not approximate them): set the student's "
+        "shape to the teacher's, or use distillation.hidden_weight instead.",
+    )
 
 
 def _check_training(t):

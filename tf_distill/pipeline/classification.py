@@ -32,7 +32,7 @@ from tf_distill.errors import ConfigError
 from tf_distill.evaluation import file_size
 from tf_distill.export import ExportError
 from tf_distill.models import build_classifier
-from tf_distill.pipeline.model_stages import RunContext
+from tf_distill.pipeline.model_stages import RunContext, distiller_for
 from tf_distill.pipeline.run import _Timer
 from tf_distill.run_dir import read_dir, replace_dir, write_json, write_text
 from tf_distill.training import fit_model
@@ -310,7 +310,7 @@ def _dataset(model_inputs, labels, batch_size, seed, shuffle):
 def train_model(ctx, role, model, train, valid, num_classes, teacher=None, extra=None):
     """Trains `model` as `role` with per-epoch checkpoints: on the labels alone, or
     distilled from `teacher` (through `extra`: cached teacher outputs, or teacher inputs)."""
-    t, d = ctx.config.training, ctx.config.distillation
+    t = ctx.config.training
     if teacher is None:
         trainer = Distiller(
             None,
@@ -319,7 +319,7 @@ def train_model(ctx, role, model, train, valid, num_classes, teacher=None, extra
             label_smoothing=t.teacher_label_smoothing if role == "teacher" else 0.0,
         )
     else:
-        trainer = Distiller(teacher, model, alpha=d.alpha, temperature=d.temperature)
+        trainer = distiller_for(ctx.config, teacher, model)
 
     def inputs(split, columns):
         x = dict(_inputs_of(model, split))

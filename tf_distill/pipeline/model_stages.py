@@ -13,6 +13,7 @@ from tf_distill import data as data_lib
 from tf_distill.data import DataError
 from tf_distill.distiller import Distiller
 from tf_distill.errors import ConfigError
+from tf_distill.initialization import init_from_teacher
 from tf_distill.models import build_transformer, seq2seq_parts
 from tf_distill.pipeline.data_stages import decode_length
 from tf_distill.run_dir import read_note, write_text
@@ -194,7 +195,7 @@ def train_student(ctx, role, tokenizers, datasets, pairs, valid_bleu, teacher=No
     (CE + T^2 KL, from `cache`'s top-k logits when given); without, on CE alone."""
     if ctx.resume and ctx.run_dir.model_file(role).exists():
         return load_trained(role, ctx.run_dir)
-    t, d = ctx.config.training, ctx.config.distillation
+    t = ctx.config.training
     # Every role starts from identical weights: only their data and loss differ.
     keras.utils.set_random_seed(t.seed + 1)
     model = build_model(ctx.config, role, tokenizers)
@@ -206,7 +207,7 @@ def train_student(ctx, role, tokenizers, datasets, pairs, valid_bleu, teacher=No
     if teacher is None:
         trainer = Distiller(None, model, alpha=1.0)
     else:
-        trainer = Distiller(teacher, model, alpha=d.alpha, temperature=d.temperature)
+        trainer = distiller_for(ctx.config, teacher, model)
     epochs = t.epochs if role == "baseline" else (t.student_epochs or t.epochs)
     return fit_model(
         role,
@@ -221,6 +222,48 @@ def train_student(ctx, role, tokenizers, datasets, pairs, valid_bleu, teacher=No
         valid_bleu=valid_bleu,
         note=tokenizers.note,
     )
+
+
+def distiller_for(config, teacher, model):
+    """The `Distiller` that distils `model` from `teacher` with the config's logit and
+    feature terms, after starting `model` from the teacher's layers when
+    `distillation.init_from_teacher` asks (a resumed run's checkpoint then overwrites
+    them, as it does any starting weights).
+
+    Raises:
+        ConfigError: the teacher and student cannot be paired this way (e.g. a loaded
+            teacher of another width than the student, for init_from_teacher).
+    """
+    d = config.distillation
+    layer_map = {
+        stack: chosen
+        for stack, chosen in (("encoder", d.encoder_layer_map), ("decoder", d.decoder_layer_map))
+        if chosen is not None
+    }
+    try:
+        if d.init_from_teacher:
+            layers = {
+                stack: chosen
+                for stack, chosen in (
+                    ("encoder", d.init_encoder_layers),
+                    ("decoder", d.init_decoder_layers),
+                )
+                if chosen is not None
+            }
+            init_from_teacher(teacher, model, layers or None)
+        return Distiller(
+            teacher,
+            model,
+            alpha=d.alpha,
+            temperature=d.temperature,
+            hidden_weight=d.hidden_weight,
+            attention_weight=d.attention_weight,
+            value_weight=d.value_weight,
+            hidden_loss=d.hidden_loss,
+            layer_map=layer_map or None,
+        )
+    except ValueError as error:
+        raise ConfigError(f"distillation: {error}") from None
 
 
 def translate_with_teacher(ctx, teacher, sources, tokenizers, name, what):
