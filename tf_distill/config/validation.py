@@ -158,10 +158,18 @@ def _check_classification(config):
         teacher.vocabulary_size is None or teacher.vocabulary_size >= 50,
         f"teacher.vocabulary_size must be >= 50, or null. Received: {teacher.vocabulary_size}.",
     )
+    paths = teacher_paths(config)
     _check(
-        not teacher_paths(config) and (teacher.ensemble_size or 1) == 1,
-        "teacher.path and teacher.ensemble_size are not supported for classification: the "
-        "teacher is trained in the run, or started from teacher.preset.",
+        len(paths) <= 1 and (teacher.ensemble_size or 1) == 1,
+        "teacher.ensemble_size and several teacher.path files are not supported for "
+        "classification: the teacher is one model, trained in the run, started from "
+        "teacher.preset, or loaded from one teacher.path file.",
+    )
+    _check(
+        not paths or (teacher.architecture == "transformer" and teacher.preset is None),
+        "teacher.path loads a classifier trained by an earlier tf_distill run (its "
+        "teacher.keras, architecture 'transformer'); for a keras-hub teacher use "
+        "teacher.preset instead.",
     )
     d = config.distillation
     _check(

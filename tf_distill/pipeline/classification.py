@@ -12,6 +12,7 @@ import json
 import logging
 import shutil
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -262,6 +263,64 @@ def build_teacher(config, tokenizers, num_classes):
             t.dropout,
         )
     return build_student(config, "teacher", tokenizers, num_classes)
+
+
+def load_teacher(path, tokenizers, label_names, training):
+    """A classifier teacher from `teacher.path` (the teacher.keras of an earlier run),
+    checked against this run: a `build_classifier` model reading this run's vocabulary
+    (the tokenizer/ folder beside the file, when there is one) and predicting this run's
+    labels in the same order, taking texts as long as `training.max_sequence_length`.
+
+    Raises:
+        ConfigError: naming the file, what differs and the fix.
+    """
+    from tf_distill.features import CLASSIFIER, model_kind
+    from tf_distill.training import TrainedModel, empty_curves
+
+    where = f"teacher.path {str(path)!r}"
+    fix = "Load the teacher.keras of a run on the same data and tokenizer settings, or remove "
+    fix += "teacher.path to train one."
+    try:
+        model = keras.saving.load_model(path)
+    except Exception as error:  # Keras raises many kinds for a file it cannot read
+        raise ConfigError(
+            f"{where} is not a Keras model file tf_distill can load "
+            f"({type(error).__name__}: {str(error).splitlines()[0][:160]}). {fix}"
+        ) from None
+    if model_kind(model) != CLASSIFIER:
+        raise ConfigError(
+            f"{where} is not a classifier built by tf_distill (build_classifier). {fix}"
+        )
+    embedding = model.get_layer("embedding")
+    head = model.get_layer("classifier_head")
+    problems = []
+    if embedding.vocabulary_size != tokenizers.student.vocabulary_size:
+        problems.append(
+            f"its vocabulary has {embedding.vocabulary_size} entries, this run's "
+            f"{tokenizers.student.vocabulary_size}"
+        )
+    if head.units != len(label_names):
+        problems.append(f"it predicts {head.units} classes, this run has {len(label_names)}")
+    if embedding.max_sequence_length < training.max_sequence_length:
+        problems.append(
+            f"it takes at most {embedding.max_sequence_length} tokens, "
+            f"training.max_sequence_length is {training.max_sequence_length}"
+        )
+    folder = Path(path).parent / "tokenizer"
+    if (folder / "source_vocab.txt").exists():
+        saved = data_lib.Tokenizer.load(folder, "source")
+        if saved.fingerprint != tokenizers.student.fingerprint:
+            problems.append("its tokenizer/ holds another vocabulary (ids mean other words)")
+        if (folder / LABELS_FILE).exists() and read_label_names(folder) != list(label_names):
+            problems.append(
+                f"its labels are {read_label_names(folder)}, this run's {list(label_names)}"
+            )
+    else:
+        _LOG.warning(f"{where} has no tokenizer/ beside it: its vocabulary cannot be checked")
+    if problems:
+        raise ConfigError(f"{where} does not fit this run: {'; '.join(problems)}. {fix}")
+    _LOG.info(f"teacher loaded from {path}")
+    return TrainedModel(model, empty_curves(), {})
 
 
 def _inputs_of(model, split):
@@ -562,10 +621,15 @@ def run_stages(ctx):
 
     trained = {}
     keras.utils.set_random_seed(t.seed)
-    teacher_model = build_teacher(config, tokenizers, num_classes)
-    trained["teacher"] = stage(
-        "teacher", train_model, ctx, "teacher", teacher_model, train, valid, num_classes
-    )
+    if config.teacher.path is not None:
+        trained["teacher"] = stage(
+            "teacher", load_teacher, config.teacher.path, tokenizers, label_names, t
+        )
+    else:
+        teacher_model = build_teacher(config, tokenizers, num_classes)
+        trained["teacher"] = stage(
+            "teacher", train_model, ctx, "teacher", teacher_model, train, valid, num_classes
+        )
     teacher = trained["teacher"].model
     if config.distillation.baseline:
         keras.utils.set_random_seed(t.seed + 1)
