@@ -96,86 +96,172 @@ def run_variant(args, name):
     print(f"{name}: finished in {time.time() - start:.0f} s", flush=True)
 
 
+def _run(args, name):
+    from tf_distill import config as config_lib
+    from tf_distill.run_dir import RunDirectory
+
+    run = RunDirectory(Path(args.root) / name)
+    config = config_lib.from_dict(json.loads(run.config_file.read_text()))
+    return run, config
+
+
+class Translation:
+    """Test outputs (greedy and beam) and training batches of a translation run."""
+
+    def __init__(self, config, run):
+        from tf_distill.pipeline import data_stages
+
+        self.tokenizers = data_stages.load_tokenizers(run)
+        data = data_stages.prepare_data(config, with_transfer=False)
+        self.sets = data_stages.make_datasets(config, data.splits, self.tokenizers)
+        count = min(config.evaluation.max_sentences, len(self.sets.test_set.sources))
+        self.test = self.sets.test_set.head(count)
+        self.length = data_stages.decode_length(config)
+        self.modes = {"greedy": 1, "beam": config.evaluation.beam_size}
+        self.metric = "bleu"
+
+    def outputs(self, student):
+        from tf_distill import evaluation
+
+        found = {}
+        for mode, beam in self.modes.items():
+            ids = evaluation.translate_ids(
+                student,
+                self.test.source_ids,
+                self.length,
+                beam_size=beam,
+                **self.tokenizers.special,
+            )
+            found[mode] = self.tokenizers.target.detokenize(ids)
+        return found
+
+    def score(self, hypotheses):
+        from tf_distill import evaluation
+
+        return round(evaluation.corpus_scores(hypotheses, self.test.references)[0], 2)
+
+    def compare(self, reference, other):
+        from tf_distill import evaluation
+
+        return evaluation.paired_bootstrap(reference, other, self.test.references)
+
+    def batches(self, count):
+        return list(self.sets.train.take(count))
+
+    def sentences(self):
+        return len(self.test.sources)
+
+
+class Classification:
+    """Test predictions and training batches of a classification run."""
+
+    def __init__(self, config, run):
+        from tf_distill import data as data_lib
+        from tf_distill.pipeline import classification as cls
+
+        self.cls = cls
+        prepared = cls.prepare_data(config)
+        tokenizer = data_lib.Tokenizer.load(run.tokenizer_dir, "source")
+        self.tokenizers = cls.Tokenizers(tokenizer, None)
+        length = config.training.max_sequence_length
+        self.train, _, self.test = (
+            cls.make_split(p, self.tokenizers, length) for p in prepared.splits
+        )
+        self.num_classes = len(prepared.label_names)
+        self.modes = {"labels": None}
+        self.metric = "macro_f1"
+        self.batch_size = config.training.batch_size
+
+    def outputs(self, student):
+        logits = self.cls.predict_logits(student, {"token_ids": self.test.token_ids})
+        return {"labels": logits.argmax(-1)}
+
+    def score(self, predictions):
+        from tf_distill import classification_metrics as metrics
+
+        return round(100 * metrics.macro_f1(self.test.labels, predictions, self.num_classes), 2)
+
+    def compare(self, reference, other):
+        from tf_distill import classification_metrics as metrics
+
+        found = metrics.paired_bootstrap(self.test.labels, other, reference, self.num_classes)
+        return found["macro_f1"]
+
+    def batches(self, count):
+        n = self.batch_size
+        return [
+            (
+                {"token_ids": self.train.token_ids[i * n : (i + 1) * n]},
+                self.train.labels[i * n : (i + 1) * n],
+            )
+            for i in range(count)
+        ]
+
+    def sentences(self):
+        return len(self.test.labels)
+
+
+def _task(config, run):
+    return (
+        Classification(config, run) if config.task == "classification" else Translation(config, run)
+    )
+
+
 def evaluate(args, names):
     import keras
 
-    from tf_distill import config as config_lib
-    from tf_distill import evaluation
-    from tf_distill.pipeline import data_stages
-    from tf_distill.run_dir import RunDirectory
-
     outputs, rows = {}, {}
-    test = None
+    task = None
     for name in names:
-        run = RunDirectory(Path(args.root) / name)
-        config = config_lib.from_dict(json.loads(run.config_file.read_text()))
+        run, config = _run(args, name)
         report = json.loads((run.path / "report.json").read_text())
-        tokenizers = data_stages.load_tokenizers(run)
-        if test is None:
-            data = data_stages.prepare_data(config, with_transfer=False)
-            sets = data_stages.make_datasets(config, data.splits, tokenizers)
-            count = min(config.evaluation.max_sentences, len(sets.test_set.sources))
-            test = sets.test_set.head(count)
-        student = keras.saving.load_model(run.model_file("student"))
-        length = data_stages.decode_length(config)
-        outputs[name] = {}
-        for mode, beam in (("greedy", 1), ("beam", config.evaluation.beam_size)):
-            ids = evaluation.translate_ids(
-                student, test.source_ids, length, beam_size=beam, **tokenizers.special
-            )
-            outputs[name][mode] = tokenizers.target.detokenize(ids)
-        bleu, _ = evaluation.corpus_scores(outputs[name]["greedy"], test.references)
-        bleu_beam, _ = evaluation.corpus_scores(outputs[name]["beam"], test.references)
-        student_report = report["student"]
-        curves = report["curves"]["student"]
-        rows[name] = {
-            "bleu": round(bleu, 2),
-            "bleu_beam": round(bleu_beam, 2),
-            "report_bleu": student_report["bleu"],
-            "best_val_bleu": max(curves["val_bleu"]),
-            "params": student_report["params"],
-            "steps": student_report["steps"],
-            "epochs": student_report["epochs"],
-            "stage_s": report["timings_s"]["student"],
-            "stage_ms_per_step": round(
-                1000 * report["timings_s"]["student"] / student_report["steps"], 1
-            ),
-            "overrides": VARIANTS[name][0],
-        }
+        if task is None:
+            task = _task(config, run)
+        outputs[name] = task.outputs(keras.saving.load_model(run.model_file("student")))
+        summary = json.loads(run.summary_file("student").read_text())["training"]
+        seconds = report["timings_s"]["student"]
+        rows[name] = {f"{task.metric}_{mode}": task.score(o) for mode, o in outputs[name].items()}
+        rows[name].update(
+            {
+                "best_val": max(report["curves"]["student"]["val_bleu"]),
+                "steps": summary["steps"],
+                "epochs": summary["epochs"],
+                "stage_s": seconds,
+                "stage_ms_per_step": round(1000 * seconds / summary["steps"], 1),
+                "overrides": VARIANTS[name][0],
+            }
+        )
         print(f"{name}: {rows[name]}", flush=True)
     for name in names:
         reference = VARIANTS[name][1]
         if reference in outputs:
             rows[name]["vs"] = reference
             rows[name]["bootstrap"] = {
-                mode: evaluation.paired_bootstrap(
-                    outputs[reference][mode], outputs[name][mode], test.references
-                )
-                for mode in ("greedy", "beam")
+                mode: task.compare(outputs[reference][mode], outputs[name][mode])
+                for mode in task.modes
             }
-    return rows, len(test.sources)
+    return rows, task
 
 
-def time_steps(args, names, repeats):
-    """Median ms per training step of each variant's Distiller, on the same batches, the
-    variants taking turns within each repeat (machine drift hits all alike)."""
+def time_steps(args, names, task, repeats):
+    """Median ms per training step of each variant's Distiller (the teacher live), on the
+    same batches, the variants taking turns within each repeat (machine drift hits all
+    alike)."""
     import keras
 
-    from tf_distill import config as config_lib
-    from tf_distill.pipeline import data_stages, model_stages
-    from tf_distill.run_dir import RunDirectory
+    from tf_distill.pipeline import classification, data_stages, model_stages
 
-    trainers, batches = {}, None
+    trainers = {}
+    batches = task.batches(args.time_steps)
     for name in names:
-        run = RunDirectory(Path(args.root) / name)
-        config = config_lib.from_dict(json.loads(run.config_file.read_text()))
-        tokenizers = data_stages.load_tokenizers(run)
-        if batches is None:
-            data = data_stages.prepare_data(config, with_transfer=False)
-            sets = data_stages.make_datasets(config, data.splits, tokenizers)
-            batches = list(sets.train.take(args.time_steps))
+        run, config = _run(args, name)
         teacher = keras.saving.load_model(config.teacher.path)
-        student = model_stages.build_model(config, "student", tokenizers)
+        if config.task == "classification":
+            student = classification.build_student(
+                config, "student", task.tokenizers, task.num_classes
+            )
+        else:
+            student = model_stages.build_model(config, "student", data_stages.load_tokenizers(run))
         trainer = model_stages.distiller_for(config, teacher, student)
         trainer.compile(optimizer=keras.optimizers.Adam(1e-4))
         trainers[name] = trainer
@@ -212,15 +298,15 @@ def main(argv=None):
     Path(args.root).mkdir(parents=True, exist_ok=True)
     for name in names:
         run_variant(args, name)
-    rows, sentences = evaluate(args, names)
-    timing = time_steps(args, names, args.time_repeats) if args.time_steps else {}
+    rows, task = evaluate(args, names)
+    timing = time_steps(args, names, task, args.time_repeats) if args.time_steps else {}
     for name, ms in timing.items():
         rows[name]["paired_ms_per_step"] = ms
     result = {
         "command": " ".join(["python", *sys.argv]),
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "cpus": os.cpu_count(),
-        "test_sentences": sentences,
+        "test_examples": task.sentences(),
         "variants": rows,
     }
     text = json.dumps(result, indent=2)
