@@ -106,6 +106,51 @@ def test_configs_shipped_with_the_repo_are_valid(tmp_path):
         ({"export": {"formats": ["onnx"]}}, r"export.formats holds 'onnx'; valid formats"),
         ({"training": {"bucket_lengths": [16, 8]}}, "training.bucket_lengths must be increasing"),
         ([], "The config must be a JSON object"),
+        ({"distillation": {"hidden_weight": -1}}, "distillation.hidden_weight must be >= 0"),
+        ({"distillation": {"hidden_loss": "l1"}}, "distillation.hidden_loss must be 'mse' or"),
+        (
+            {"distillation": {"encoder_layer_map": [1]}},
+            "encoder_layer_map is set but no feature term is on",
+        ),
+        (
+            {"distillation": {"attention_weight": 1, "decoder_layer_map": [1, 3]}},
+            r"decoder_layer_map must list, for each of the student's 1 decoder layers, a "
+            r"teacher layer from 1 to 2. Received: \[1, 3\]",
+        ),
+        (
+            {"distillation": {"init_from_teacher": True}},
+            "init_from_teacher needs a student as wide as the teacher.*hidden_dim 64 vs 128",
+        ),
+        (
+            {"distillation": {"init_encoder_layers": [0]}},
+            "init_encoder_layers needs init_from_teacher true",
+        ),
+        (
+            {"teacher": {"ensemble_size": 2}, "distillation": {"value_weight": 1}},
+            "needs one teacher, not an ensemble",
+        ),
+        (
+            {
+                "task": "classification",
+                "teacher": {"architecture": "bert"},
+                "distillation": {"hidden_weight": 1},
+            },
+            "needs teacher.architecture 'transformer'",
+        ),
+        (
+            {
+                "task": "classification",
+                "teacher": {"architecture": "bert", "path": "setup.py"},
+            },
+            "for a keras-hub teacher use teacher.preset",
+        ),
+        (
+            {
+                "task": "classification",
+                "distillation": {"decoder_layer_map": [1], "hidden_weight": 1},
+            },
+            "decoder_layer_map is for translation",
+        ),
     ],
 )
 def test_config_errors_name_the_key(raw, match):
@@ -138,3 +183,15 @@ def test_jit_compile_auto_follows_the_visible_devices():
     assert cfg.resolve_jit_compile("auto") is bool(tf.config.list_physical_devices("GPU"))
     assert cfg.resolve_jit_compile(True) is True
     assert cfg.resolve_jit_compile(False) is False
+
+
+def test_init_from_teacher_accepts_a_student_of_the_teachers_shape():
+    shape = {"hidden_dim": 32, "num_heads": 2, "intermediate_dim": 64, "num_layers": 3}
+    config = cfg.from_dict(
+        {
+            "teacher": shape,
+            "student": {**shape, "num_layers": 1},
+            "distillation": {"init_from_teacher": True, "init_decoder_layers": [2]},
+        }
+    )
+    assert config.distillation.init_decoder_layers == [2]

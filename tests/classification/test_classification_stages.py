@@ -74,3 +74,36 @@ def test_a_student_trained_on_the_cache_trains_as_with_the_live_teacher(parts):
         losses.append(history.history["distillation_loss"] + [student.get_weights()[0]])
     np.testing.assert_allclose(losses[0][:2], losses[1][:2], rtol=1e-4)
     np.testing.assert_allclose(losses[0][2], losses[1][2], rtol=1e-4, atol=1e-6)
+
+
+def test_a_loaded_teacher_is_checked_against_the_run(parts, tmp_path):
+    import json
+
+    from tf_distill.errors import ConfigError
+    from tf_distill.models import build_transformer
+
+    config, tokenizers, split, teacher = parts
+    path = tmp_path / "teacher.keras"
+    teacher.save(path)
+    folder = tmp_path / "tokenizer"
+    tokenizers.student.save(folder, "source")
+    (folder / stages.LABELS_FILE).write_text(json.dumps({"label_names": ["n", "m", "p"]}))
+    training = config.training
+    loaded = stages.load_teacher(path, tokenizers, ["n", "m", "p"], training)
+    ids = {"token_ids": split.token_ids[:5]}
+    np.testing.assert_array_equal(loaded.model(ids).numpy(), teacher(ids).numpy())
+
+    with pytest.raises(ConfigError, match=r"its labels are \['n', 'm', 'p'\]"):
+        stages.load_teacher(path, tokenizers, ["p", "m", "n"], training)
+    with pytest.raises(ConfigError, match="predicts 3 classes, this run has 2"):
+        stages.load_teacher(path, tokenizers, ["a", "b"], training)
+    other = stages.Tokenizers(Tokenizer.train(TEXTS[:60], 150), None)
+    with pytest.raises(ConfigError, match="another vocabulary|vocabulary has"):
+        stages.load_teacher(path, other, ["n", "m", "p"], training)
+    seq2seq = tmp_path / "seq2seq.keras"
+    build_transformer(150, 20, 1, 2, 8, 16).save(seq2seq)
+    with pytest.raises(ConfigError, match="not a classifier built by tf_distill"):
+        stages.load_teacher(seq2seq, tokenizers, ["n", "m", "p"], training)
+    (tmp_path / "junk.keras").write_text("not a model")
+    with pytest.raises(ConfigError, match="not a Keras model file"):
+        stages.load_teacher(tmp_path / "junk.keras", tokenizers, ["n", "m", "p"], training)

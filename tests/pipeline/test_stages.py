@@ -406,3 +406,47 @@ def test_a_resumed_fit_equals_an_uninterrupted_one_bit_for_bit(staged, tmp_path,
         for a, b in zip(whole.model.get_weights(), resumed.model.get_weights(), strict=True):
             np.testing.assert_array_equal(a, b)
         assert resumed.curves == whole.curves and resumed.training == whole.training
+
+
+def test_distilled_student_with_feature_terms_and_init_from_the_teacher(staged, tmp_path):
+    """The config's feature terms reach the Distiller (their losses in the student's log),
+    the projections are checkpointed, and init_from_teacher starts the student from the
+    teacher's layers (a teacher-shaped student here, whose outputs then equal the teacher's)."""
+    config = dataclasses.replace(
+        staged["config"],
+        distillation=dataclasses.replace(
+            staged["config"].distillation, hidden_weight=0.5, attention_weight=1.0
+        ),
+    )
+    tokenizers, teacher = staged["tokenizers"], staged["teachers"].teacher
+    run_dir = RunDirectory(tmp_path / "features")
+    run_dir.create()
+    ctx = model_stages.RunContext(config, run_dir, resume=False)
+    trained = model_stages.train_student(
+        ctx, "student", tokenizers, staged["datasets"], staged["data"].splits.train,
+        staged["valid_bleu"], teacher=teacher,
+    )  # fmt: skip
+    assert (run_dir.state_dir("student") / "extra.npz").exists()  # the projections
+    assert np.isfinite(trained.curves["loss"]).all()
+
+    wide = dataclasses.replace(
+        config,
+        student=dataclasses.replace(config.teacher),
+        distillation=dataclasses.replace(config.distillation, init_from_teacher=True),
+    )
+    student = model_stages.build_model(wide, "student", tokenizers)
+    distiller = model_stages.distiller_for(wide, teacher, student)
+    assert distiller.feature_weights == {"hidden": 0.5, "attention": 1.0}
+    x = {
+        "encoder_token_ids": staged["datasets"].test_set.source_ids[:4],
+        "decoder_token_ids": staged["datasets"].test_set.source_ids[:4],
+    }
+    np.testing.assert_array_equal(student(x).numpy(), teacher(x).numpy())
+
+    narrow = model_stages.build_model(config, "student", tokenizers)
+    init_only = dataclasses.replace(
+        config,
+        distillation=dataclasses.replace(staged["config"].distillation, init_from_teacher=True),
+    )
+    with pytest.raises(ConfigError, match="distillation: .*narrower student cannot take"):
+        model_stages.distiller_for(init_only, teacher, narrow)
