@@ -49,7 +49,7 @@ def cases(work):
 
     def with_(section, **values):
         raw = json.loads(json.dumps(SMALL))
-        raw[section].update(values)
+        raw.setdefault(section, {}).update(values)
         return raw
 
     train = [str(ROOT / "train.py"), "--output-dir", str(out)]
@@ -137,6 +137,17 @@ def cases(work):
         "classification: teacher.preset not a folder",
         [*train, "--config", cfg("o.json", {**classify, "data": SMALL["data"],
                                             "teacher": {"preset": str(work / "a_file")}})],
+        None,
+    )  # fmt: skip
+    yield (
+        "init_from_teacher with a narrower student",
+        [*train, "--config", cfg("p.json", with_("distillation", init_from_teacher=True))],
+        None,
+    )
+    yield (
+        "layer map longer than the student",
+        [*train, "--config", cfg("q.json", with_(
+            "distillation", attention_weight=1.0, encoder_layer_map=[1, 1, 1]))],
         None,
     )  # fmt: skip
     yield (

@@ -46,11 +46,13 @@ VARIANTS = {
         ],
         "logit",
     ),
-    # A student as wide as small.json's teacher (d128, 4 heads, FF 512, untied), 2 encoder
-    # and 1 decoder layers: from random weights, and from the teacher's layers.
+    # A student as wide as the teacher of small.json / reviews.json (d128, 4 heads, FF
+    # 512, untied), of the config's student depth: from random weights, and from the
+    # teacher's layers.
     "wide_logit": (
         [
             "student.hidden_dim=128",
+            "student.num_heads=4",
             "student.intermediate_dim=512",
             "student.tie_embeddings=false",
         ],
@@ -59,6 +61,7 @@ VARIANTS = {
     "wide_init": (
         [
             "student.hidden_dim=128",
+            "student.num_heads=4",
             "student.intermediate_dim=512",
             "student.tie_embeddings=false",
             "distillation.init_from_teacher=true",
