@@ -162,19 +162,23 @@ def uniform_layer_map(student_layers, teacher_layers):
     return [math.ceil(m * teacher_layers / student_layers) for m in range(1, student_layers + 1)]
 
 
-def resolve_layer_map(layer_map, student_shapes, teacher_shapes):
-    """{stack: [teacher layer (1-based) of each student layer]}, from `layer_map` (None,
-    or a dict of explicit lists per stack) and the models' depths.
+def resolve_layer_map(
+    layer_map, student_shapes, teacher_shapes, default=uniform_layer_map, first=1, what="layer_map"
+):
+    """{stack: [teacher layer of each student layer]} for every stack both models have,
+    from `layer_map` (None, or a dict of explicit lists per stack; a stack left out takes
+    `default(student_layers, teacher_layers)`). Layers are numbered from `first` (1 for
+    distillation, where 0 is the embeddings; 0 for `init_from_teacher`).
 
     Raises:
-        ValueError: a stack the models do not share, or a list of the wrong length or
-            with a layer the teacher does not have.
+        ValueError: naming `what`: a stack the student lacks, or a list of the wrong
+            length or with a layer the teacher does not have.
     """
     layer_map = dict(layer_map or {})
     unknown = set(layer_map) - set(student_shapes)
     if unknown:
         raise ValueError(
-            f"layer_map names {sorted(unknown)}, but the student's stacks are "
+            f"{what} names {sorted(unknown)}, but the student's stacks are "
             f"{sorted(student_shapes)}."
         )
     resolved = {}
@@ -184,17 +188,16 @@ def resolve_layer_map(layer_map, student_shapes, teacher_shapes):
         teacher_layers = teacher_shapes[name][0]
         chosen = layer_map.get(name)
         if chosen is None:
-            resolved[name] = uniform_layer_map(student_layers, teacher_layers)
+            resolved[name] = default(student_layers, teacher_layers)
             continue
         chosen = list(chosen)
+        last = teacher_layers - 1 + first
         if len(chosen) != student_layers or not all(
-            isinstance(i, int) and not isinstance(i, bool) and 1 <= i <= teacher_layers
-            for i in chosen
+            isinstance(i, int) and not isinstance(i, bool) and first <= i <= last for i in chosen
         ):
             raise ValueError(
-                f"layer_map[{name!r}] must list, for each of the student's {student_layers} "
-                f"{name} layers, a teacher layer number from 1 to {teacher_layers}. "
-                f"Received: {chosen!r}."
+                f"{what}[{name!r}] must list, for each of the student's {student_layers} "
+                f"{name} layers, a teacher layer from {first} to {last}. Received: {chosen!r}."
             )
         resolved[name] = chosen
     return resolved

@@ -103,33 +103,17 @@ def init_from_teacher(teacher, student, layers=None):
 
 
 def _resolve_layers(layers, student_shapes, teacher_shapes):
-    layers = dict(layers or {})
-    unknown = set(layers) - set(student_shapes)
-    if unknown:
-        raise ValueError(
-            f"The layers to copy name {sorted(unknown)}, but the student's stacks are "
-            f"{sorted(student_shapes)}."
-        )
-    chosen = {}
     for stack, (count, _, _) in student_shapes.items():
-        teacher_count = teacher_shapes[stack][0]
-        if count > teacher_count:
+        if count > teacher_shapes[stack][0]:
             raise ValueError(
                 f"The student's {stack} has {count} layers, more than the teacher's "
-                f"{teacher_count}: there is nothing to copy into the extra ones."
+                f"{teacher_shapes[stack][0]}: there is nothing to copy into the extra ones."
             )
-        picked = layers.get(stack)
-        if picked is None:
-            chosen[stack] = every_kth_layers(count, teacher_count)
-            continue
-        picked = list(picked)
-        if len(picked) != count or not all(
-            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < teacher_count
-            for i in picked
-        ):
-            raise ValueError(
-                f"The {stack} layers to copy must list, for each of the student's {count} "
-                f"layers, a teacher layer from 0 to {teacher_count - 1}. Received: {picked!r}."
-            )
-        chosen[stack] = picked
-    return chosen
+    return features_lib.resolve_layer_map(
+        layers,
+        student_shapes,
+        teacher_shapes,
+        default=every_kth_layers,
+        first=0,
+        what="The layers to copy",
+    )

@@ -33,7 +33,7 @@ from tf_distill.errors import ConfigError
 from tf_distill.evaluation import file_size
 from tf_distill.export import ExportError
 from tf_distill.models import build_classifier
-from tf_distill.pipeline.model_stages import RunContext, distiller_for
+from tf_distill.pipeline.model_stages import RunContext, distiller_for, load_teacher_file
 from tf_distill.pipeline.run import _Timer
 from tf_distill.run_dir import read_dir, replace_dir, write_json, write_text
 from tf_distill.training import fit_model
@@ -280,13 +280,7 @@ def load_teacher(path, tokenizers, label_names, training):
     where = f"teacher.path {str(path)!r}"
     fix = "Load the teacher.keras of a run on the same data and tokenizer settings, or remove "
     fix += "teacher.path to train one."
-    try:
-        model = keras.saving.load_model(path)
-    except Exception as error:  # Keras raises many kinds for a file it cannot read
-        raise ConfigError(
-            f"{where} is not a Keras model file tf_distill can load "
-            f"({type(error).__name__}: {str(error).splitlines()[0][:160]}). {fix}"
-        ) from None
+    model = load_teacher_file(path)
     if model_kind(model) != CLASSIFIER:
         raise ConfigError(
             f"{where} is not a classifier built by tf_distill (build_classifier). {fix}"

@@ -80,14 +80,7 @@ def load_teacher(path, tokenizers, max_sequence_length):
     where = f"teacher.path {str(path)!r}"
     fix = "Load a teacher trained on this data with these tokenizer settings, or remove "
     fix += "teacher.path to train one."
-    try:
-        teacher = keras.saving.load_model(path)
-    except Exception as error:  # Keras raises many kinds for a file it cannot read
-        raise ConfigError(
-            f"{where} is not a Keras model file tf_distill can load "
-            f"({type(error).__name__}: {str(error).splitlines()[0][:160]}). Give a "
-            "teacher.keras written by `tf-distill train`, or remove teacher.path."
-        ) from None
+    teacher = load_teacher_file(path)
     try:
         parts = seq2seq_parts(teacher)
     except ValueError as error:
@@ -124,6 +117,22 @@ def load_teacher(path, tokenizers, max_sequence_length):
             )
     _LOG.info(f"teacher loaded from {path}")
     return teacher
+
+
+def load_teacher_file(path):
+    """The model in the `teacher.path` file.
+
+    Raises:
+        ConfigError: the file is not a Keras model file (Keras' reason quoted).
+    """
+    try:
+        return keras.saving.load_model(path)
+    except Exception as error:  # Keras raises many kinds for a file it cannot read
+        raise ConfigError(
+            f"teacher.path {str(path)!r} is not a Keras model file tf_distill can load "
+            f"({type(error).__name__}: {str(error).splitlines()[0][:160]}). Give a "
+            "teacher.keras written by `tf-distill train`, or remove teacher.path."
+        ) from None
 
 
 def teacher_vocabularies(path):
