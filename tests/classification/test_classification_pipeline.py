@@ -295,3 +295,28 @@ def test_a_transfer_file_is_labelled_by_the_teacher_for_the_student_only(tmp_pat
     assert f"{train:,} training pairs" in log  # the teacher and the baseline
     assert f"{train + report['data']['transfer']:,} training pairs" in log  # the student
     assert "transfer set of" in (out / "report.md").read_text()
+
+
+def test_a_loaded_transformer_teacher_with_feature_terms(tmp_path):
+    """teacher.path reuses an earlier run's tf_distill teacher (scored as it was there),
+    and the student distils its hidden states and attention maps besides its logits."""
+    common = ["--config", TINY, "--set", "teacher.architecture=transformer"]
+    common += ["--set", "export.enabled=false", "--set", "distillation.baseline=false"]
+    first = run(*common, "--output-dir", str(tmp_path / "first"))
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    second = run(
+        *common,
+        "--output-dir", str(tmp_path / "second"),
+        "--set", f"teacher.path={tmp_path / 'first' / 'teacher.keras'}",
+        "--set", "distillation.hidden_weight=0.1",
+        "--set", "distillation.attention_weight=1",
+    )  # fmt: skip
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "teacher loaded from" in second.stdout + second.stderr
+    assert "hidden_loss" in second.stdout and "attention_loss" in second.stdout
+    assert (tmp_path / "second" / "state" / "student" / "extra.npz").exists()
+    reports = [json.loads((tmp_path / n / "report.json").read_text()) for n in ("first", "second")]
+    assert (
+        reports[0]["results"]["teacher"]["macro_f1"] == reports[1]["results"]["teacher"]["macro_f1"]
+    )
+    assert not (tmp_path / "second" / "teacher.keras").exists()  # loaded, not copied
