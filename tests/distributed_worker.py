@@ -3,7 +3,9 @@
     python tests/distributed_worker.py MODE OUTPUT.npz
 
 MODE is `single` (default strategy), `mirrored` (MirroredStrategy over two logical CPUs) or
-`multi_worker` (MultiWorkerMirroredStrategy; TF_CONFIG names this worker). Every mode
+`multi_worker` (MultiWorkerMirroredStrategy; TF_CONFIG names this worker), optionally with
+`+features` (hidden-state, attention and value-relation terms on, with projections). Every
+mode
 trains the same student on the same global batches and saves its final weights, so the
 test can check that distribution changes nothing but the speed.
 """
@@ -38,11 +40,14 @@ def global_batches():
     return batches
 
 
-def build():
+def build(features=False):
     keras.utils.set_random_seed(42)
     teacher = build_transformer(V, 8, 1, 2, 16, 32, dropout=0.0)
     student = build_transformer(V, 8, 1, 2, 8, 16, dropout=0.0)
-    distiller = Distiller(teacher, student, alpha=0.5, temperature=2.0)
+    terms = {}
+    if features:
+        terms = {"hidden_weight": 0.5, "attention_weight": 0.5, "value_weight": 0.5}
+    distiller = Distiller(teacher, student, alpha=0.5, temperature=2.0, **terms)
     distiller.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5))
     return distiller
 
@@ -53,9 +58,11 @@ def stacked(batches):
 
 
 def main(mode, output):
+    mode, _, extra = mode.partition("+")
+    features = extra == "features"
     batches = global_batches()
     if mode == "single":
-        distiller = build()
+        distiller = build(features)
         x, y = stacked(batches)
         history = distiller.fit(x, y, batch_size=GLOBAL_BATCH, shuffle=False, verbose=0)
     else:
@@ -68,7 +75,7 @@ def main(mode, output):
         else:
             strategy = tf.distribute.MultiWorkerMirroredStrategy()
         with strategy.scope():
-            distiller = build()
+            distiller = build(features)
         x, y = stacked(batches)
         replicas = strategy.num_replicas_in_sync
         per_replica = GLOBAL_BATCH // replicas
@@ -90,6 +97,7 @@ def main(mode, output):
         dataset = strategy.distribute_datasets_from_function(dataset_fn, options)
         history = distiller.fit(dataset, steps_per_epoch=STEPS, verbose=0)
     weights = distiller.student.get_weights()
+    weights += [np.asarray(v) for v in distiller.distillation_variables]
     np.savez(
         output,
         loss=np.array(history.history["loss"]),

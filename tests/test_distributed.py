@@ -72,6 +72,23 @@ def test_mirrored_strategy_matches_single_device(single_run, tmp_path):
     assert_same_training(weights(output), single_run)
 
 
+def test_feature_terms_under_mirrored_strategy_match_single_device(tmp_path):
+    """The feature terms are global means too: per-replica sums over the global count."""
+    single = tmp_path / "single.npz"
+    finish(run_worker("single+features", single))
+    mirrored = tmp_path / "mirrored.npz"
+    finish(run_worker("mirrored+features", mirrored))
+    reference, run = weights(single), weights(mirrored)
+    assert len(reference[1]) > len(weights_without_features(tmp_path))  # projections saved
+    assert_same_training(run, reference)
+
+
+def weights_without_features(tmp_path):
+    output = tmp_path / "plain.npz"
+    finish(run_worker("single", output))
+    return weights(output)[1]
+
+
 def test_two_worker_multi_worker_mirrored_matches_single_process(single_run, tmp_path):
     ports = free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}

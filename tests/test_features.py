@@ -332,3 +332,16 @@ def test_epoch_checkpoint_keeps_the_projections(pair, tmp_path):
     assert len(resumed_optimizer.variables) == len(moments)
     for a, b in zip(moments, resumed_optimizer.variables, strict=True):
         np.testing.assert_array_equal(a, b.numpy())
+
+
+def test_feature_terms_with_a_mixed_precision_student():
+    keras.utils.set_random_seed(7)
+    teacher = build_transformer(V, L, 2, 2, 32, 64)
+    student = build_transformer(V, L, 1, 2, 16, 32, dtype="mixed_float16")
+    distiller = Distiller(
+        teacher, student, hidden_weight=0.1, attention_weight=1.0, value_weight=1.0
+    )
+    distiller.compile(optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam()))
+    history = distiller.fit(*seq2seq_data(7), epochs=2, verbose=0).history
+    for key in ("loss", "hidden_loss", "attention_loss", "value_loss"):
+        assert all(np.isfinite(v) for v in history[key]), key

@@ -429,16 +429,26 @@ class Distiller(keras.Model):
         def mean(total):
             return total / tf.maximum(local_count, 1.0)
 
+        # The loss tracker holds the logit terms; `_step_results` adds the weighted feature
+        # trackers, each a mean over its own positions (a count of its own).
         loss = self._combine(mean(ce_sum), mean(kd_sum))
         for name, (term_sum, term_count) in (feature_terms or {}).items():
             term = term_sum / tf.maximum(term_count, 1.0)
             self.feature_trackers[name].update_state(term, sample_weight=term_count)
-            loss += self.feature_weights[name] * term
         self.loss_tracker.update_state(loss, sample_weight=local_count)
         self.student_loss_tracker.update_state(mean(ce_sum), sample_weight=local_count)
         if self.teacher is not None:
             self.distillation_loss_tracker.update_state(mean(kd_sum), sample_weight=local_count)
         self.accuracy_tracker.update_state(mean(correct_sum), sample_weight=local_count)
+
+    def get_metrics_result(self):
+        # `loss`: the logit terms' tracker plus the weighted feature trackers (what `fit`
+        # logs every step and `evaluate` returns).
+        results = super().get_metrics_result()
+        for name, weight in self.feature_weights.items():
+            if f"{name}_loss" in results and "loss" in results:
+                results["loss"] = results["loss"] + weight * results[f"{name}_loss"]
+        return results
 
     def _step_results(self, x, y, student_logits, mask):
         if getattr(self, "_compile_metrics", None) is not None:
