@@ -281,17 +281,49 @@ def time_steps(args, names, task, repeats):
     return {name: round(statistics.median(values), 1) for name, values in times.items()}
 
 
+def markdown(result):
+    """The figures of a result JSON as a Markdown table (both formats of this script's
+    output: translation rows have bleu_greedy / bleu_beam, classification macro_f1_labels)."""
+    lines = []
+    rows = result["variants"]
+    metrics = [k for k in next(iter(rows.values())) if k.startswith(("bleu", "macro_f1"))]
+    metrics = [m for m in metrics if m != "report_bleu"]
+    head = ["variant", *metrics, "vs", "difference [95% interval]", "best val", "steps"]
+    head += ["stage ms/step", "paired ms/step"]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|---" * len(head) + "|")
+    for name, row in rows.items():
+        comparison = ""
+        for mode, b in row.get("bootstrap", {}).items():
+            delta = b.get("delta", b.get("difference"))
+            comparison += f"{mode} {delta:+.2f} [{b['low']:+.2f}, {b['high']:+.2f}] "
+        best = row.get("best_val", row.get("best_val_bleu"))
+        cells = [name, *[f"{row[m]:.2f}" for m in metrics], row.get("vs", "-")]
+        cells += [comparison.strip() or "-", f"{best:.2f}", f"{row['steps']:,}"]
+        cells += [f"{row['stage_ms_per_step']:.0f}", str(row.get("paired_ms_per_step", "-"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--teacher", required=True, help="a trained teacher .keras file")
-    parser.add_argument("--root", required=True, help="folder of the variants' runs")
+    parser.add_argument("--config")
+    parser.add_argument("--teacher", help="a trained teacher .keras file")
+    parser.add_argument("--root", help="folder of the variants' runs")
     parser.add_argument("--variants", default="logit,hidden_mse,attention")
     parser.add_argument("--set", action="append", default=[], help="override for every run")
     parser.add_argument("--time-steps", type=int, default=10, help="timed batches (0: none)")
     parser.add_argument("--time-repeats", type=int, default=5)
     parser.add_argument("--output", default=None, help="write the figures as JSON here")
+    parser.add_argument(
+        "--render", default=None, help="print the Markdown table of a result JSON and stop"
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        print(markdown(json.loads(Path(args.render).read_text())))
+        return
+    if not (args.config and args.teacher and args.root):
+        parser.error("--config, --teacher and --root are required (except with --render)")
     names = args.variants.split(",")
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
@@ -314,6 +346,7 @@ def main(argv=None):
     }
     text = json.dumps(result, indent=2)
     print(text)
+    print(markdown(result))
     if args.output:
         Path(args.output).write_text(text + "\n")
 
