@@ -39,14 +39,6 @@ class StackFeatures:
     cross_attention: list
     mask: tf.Tensor
 
-    @property
-    def num_layers(self):
-        return len(self.self_attention)
-
-    @property
-    def width(self):
-        return int(self.hidden[0].shape[-1])
-
 
 def model_kind(model):
     """`"seq2seq"` (build_transformer), `"classifier"` (build_classifier), or None for a
