@@ -252,11 +252,10 @@ def test_transfer_file_of_corpus_sources_only_leaves_nothing(tmp_path):
     assert not out.exists()
 
 
-def test_resume_after_interruption(tmp_path):
-    out = tmp_path / "run"
-    args = ["--config", TINY, "--output-dir", str(out), "--set", "training.epochs=2"]
-    args += ["--set", "distillation.sequence_level=true"]  # its teacher translations resume too
-    process = subprocess.Popen(
+def _start_train(args):
+    """train.py in a session of its own (so kill -9 reaches its whole process group), its
+    stdout and stderr merged into one pipe."""
+    return subprocess.Popen(
         [sys.executable, str(ROOT / "train.py"), *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -264,6 +263,13 @@ def test_resume_after_interruption(tmp_path):
         text=True,
         start_new_session=True,
     )
+
+
+def test_resume_after_interruption(tmp_path):
+    out = tmp_path / "run"
+    args = ["--config", TINY, "--output-dir", str(out), "--set", "training.epochs=2"]
+    args += ["--set", "distillation.sequence_level=true"]  # its teacher translations resume too
+    process = _start_train(args)
     state = out / "state" / "teacher" / "state.json"
     deadline = time.time() + 600
     while not state.exists() and time.time() < deadline and process.poll() is None:
@@ -323,14 +329,7 @@ def _run_until(args, stage, delay):
     progress, not to the clock, land in every stage however fast the machine is."""
     import threading
 
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    process = _start_train(args)
     killer, lines = None, []
     for line in process.stdout:
         lines.append(line)
