@@ -107,3 +107,19 @@ def test_a_loaded_teacher_is_checked_against_the_run(parts, tmp_path):
     (tmp_path / "junk.keras").write_text("not a model")
     with pytest.raises(ConfigError, match="not a Keras model file"):
         stages.load_teacher(tmp_path / "junk.keras", tokenizers, ["n", "m", "p"], training)
+
+
+def test_a_loaded_teacher_too_short_or_without_its_tokenizer(parts, tmp_path, caplog):
+    import dataclasses
+
+    from tf_distill.errors import ConfigError
+
+    config, tokenizers, split, teacher = parts
+    path = tmp_path / "teacher.keras"  # no tokenizer/ beside it
+    teacher.save(path)
+    with caplog.at_level("WARNING"):
+        stages.load_teacher(path, tokenizers, ["n", "m", "p"], config.training)
+    assert "has no tokenizer/ beside it" in caplog.text
+    longer = dataclasses.replace(config.training, max_sequence_length=64)
+    with pytest.raises(ConfigError, match="takes at most 32 tokens"):
+        stages.load_teacher(path, tokenizers, ["n", "m", "p"], longer)
