@@ -23,6 +23,12 @@ TEACHER_TEMPERATURE = "teacher_temperature"
 # reads (e.g. a keras-hub classifier's token_ids / segment_ids / padding_mask); the student
 # reads the rest of the dict. Made by `make_classification_dataset(teacher_inputs=...)`.
 TEACHER_INPUTS = "teacher_inputs"
+# Prefix of the input-dict keys that carry the teacher's cached features, one key per
+# tensor the feature terms read: "teacher_features/<stack>/<kind>/<teacher layer>", e.g.
+# "teacher_features/encoder/hidden/2" (B, S, D) or ".../decoder/cross_attention/3"
+# (B, N, T, S). `Distiller.teacher_feature_names()` lists what a Distiller needs and
+# `tf_distill.teacher_cache.teacher_features` computes them once.
+TEACHER_FEATURES = "teacher_features/"
 
 
 @keras.saving.register_keras_serializable(package="tf_distill")
@@ -91,10 +97,13 @@ class Distiller(keras.Model):
     self-attention (and cross-attention) distributions, per head, or between the heads'
     means when the head counts differ. `value_loss`: KL between MiniLM's value relations
     softmax(V V^T / sqrt(H)) of the self-attentions. The student's forward pass runs once
-    per step (`features.model_features` returns its logits with its features); the
-    teacher runs live, also when the batch carries a top-k cache (which then still gives
-    the KD term). The projections are trained with the student but are not part of it
-    (`distiller.distillation_variables`). Each term is reported as its own metric.
+    per step (`features.model_features` returns its logits with its features). The
+    teacher's features run live, unless the batch carries them under the
+    `"teacher_features/..."` keys that `teacher_feature_names()` lists (computed once by
+    `tf_distill.teacher_cache.teacher_features`; the top-k logit cache can ride beside
+    them, and then the teacher does not run at all). The projections are trained with
+    the student but are not part of it (`distiller.distillation_variables`). Each term is
+    reported as its own metric.
 
     Args:
         teacher: a built `keras.Model` returning logits, a list of them (an ensemble), or
@@ -239,6 +248,7 @@ class Distiller(keras.Model):
         features_lib.check_same_kind(teacher, self.student)
         student_shapes = features_lib.stack_shapes(self.student)
         teacher_shapes = features_lib.stack_shapes(teacher)
+        self._stack_shapes = {"student": student_shapes, "teacher": teacher_shapes}
         self.layer_map = features_lib.resolve_layer_map(layer_map, student_shapes, teacher_shapes)
         if "hidden" in self.feature_weights:
             for stack, mapped in self.layer_map.items():
@@ -257,6 +267,73 @@ class Distiller(keras.Model):
         """Trainable variables of the Distiller beside the student's: the hidden-state
         projections (empty without them). The optimizer updates both."""
         return [v for layer in self.projections for v in layer.trainable_variables]
+
+    def teacher_feature_names(self):
+        """The input-dict keys of the teacher features this Distiller's terms read (empty
+        without feature terms): what a batch must carry for the teacher's features not to
+        run live. For attention with other head counts than the student's, the cached map
+        is the mean over the teacher's heads (all the loss reads then)."""
+        names = []
+        for stack, mapped in (self.layer_map or {}).items():
+            kinds = []
+            if "hidden" in self.feature_weights:
+                kinds += [("hidden", g) for g in [0, *mapped]]
+            if "attention" in self.feature_weights:
+                kinds += [("self_attention", g) for g in mapped]
+                if stack == "decoder":
+                    kinds += [("cross_attention", g) for g in mapped]
+            if "value" in self.feature_weights:
+                kinds += [("self_values", g) for g in mapped]
+            names += [f"{TEACHER_FEATURES}{stack}/{kind}/{g}" for kind, g in kinds]
+        return list(dict.fromkeys(names))  # a layer map may name a teacher layer twice
+
+    def teacher_feature_columns(self, inputs):
+        """`{name: tensor}` for every name of `teacher_feature_names()`, from one inference
+        pass of the teacher on `inputs` (the student's input dict)."""
+        if not self.feature_weights:
+            raise ValueError("This Distiller has no feature terms: there is nothing to cache.")
+        _, stacks = features_lib.model_features(self.teachers[0], inputs, training=False)
+        columns = {}
+        for name in self.teacher_feature_names():
+            stack, kind, layer = name[len(TEACHER_FEATURES) :].split("/")
+            layer = int(layer)
+            if kind == "hidden":
+                value = stacks[stack].hidden[layer]
+            else:
+                value = getattr(stacks[stack], kind)[layer - 1]
+                heads = self._stack_shapes["teacher"][stack][2]
+                if kind != "self_values" and heads != self._stack_shapes["student"][stack][2]:
+                    value = tf.reduce_mean(value, axis=1, keepdims=True)
+            columns[name] = tf.cast(value, tf.float32)
+        return columns
+
+    def _cached_teacher_features(self, cached_features):
+        """{stack: StackFeatures} from a batch's cached teacher features (each list holds
+        only the mapped layers, at their teacher index); the mask is the student's."""
+        missing = [name for name in self.teacher_feature_names() if name not in cached_features]
+        if missing:
+            raise ValueError(
+                f"The batch carries cached teacher features but not {missing[0]!r} (and "
+                f"{len(missing) - 1} more) that this Distiller's terms and layer map need. "
+                "Make the cache with teacher_cache.teacher_features(distiller, ...) for this "
+                "Distiller."
+            )
+        stacks = {}
+        for name, value in cached_features.items():
+            stack, kind, layer = name[len(TEACHER_FEATURES) :].split("/")
+            layer = int(layer) - (0 if kind == "hidden" else 1)
+            parts = stacks.setdefault(stack, {})
+            parts.setdefault(kind, {})[layer] = tf.stop_gradient(tf.cast(value, tf.float32))
+        return {
+            stack: features_lib.StackFeatures(
+                hidden=parts.get("hidden", {}),
+                self_attention=parts.get("self_attention", {}),
+                self_values=parts.get("self_values", {}),
+                cross_attention=parts.get("cross_attention", {}),
+                mask=None,
+            )
+            for stack, parts in stacks.items()
+        }
 
     def _feature_loss(self, student_features, teacher_features):
         """`(weighted sum of the feature terms, {term: (local sum, local count)})`: each term
@@ -305,7 +382,7 @@ class Distiller(keras.Model):
                     add(
                         "value",
                         losses.attention_kl_per_query(
-                            losses.value_relation(t.self_values[g - 1], t.mask),
+                            losses.value_relation(t.self_values[g - 1], mask),
                             losses.value_relation(s.self_values[m], mask),
                         ),
                         mask,
@@ -327,9 +404,10 @@ class Distiller(keras.Model):
         logits, student_features = features_lib.model_features(self.student, x, training)
         return tf.cast(logits, tf.float32), student_features
 
-    def _teacher_outputs(self, x, teacher_x, cached):
+    def _teacher_outputs(self, x, teacher_x, cached, cached_features=None):
         """The teacher's logits (None when `cached` gives the KD term) and features (None
-        without feature terms), outside the gradient."""
+        without feature terms; read from `cached_features` when the batch carries them),
+        outside the gradient."""
         if not self.feature_weights:
             return (None if cached is not None else self._teacher_logits(teacher_x)), None
         if teacher_x is not x:
@@ -339,6 +417,9 @@ class Distiller(keras.Model):
                 "gives the teacher inputs of its own ('teacher_inputs'). Turn the hidden / "
                 "attention / value terms off for a teacher with its own tokenizer."
             )
+        if cached_features:
+            logits = None if cached is not None else self._teacher_logits(teacher_x)
+            return logits, self._cached_teacher_features(cached_features)
         logits, teacher_features = features_lib.model_features(
             self.teachers[0], teacher_x, training=False
         )
@@ -351,6 +432,7 @@ class Distiller(keras.Model):
 
     def call(self, inputs, training=None):
         inputs, _ = _split_cached(inputs)
+        inputs, _ = _split_cached_features(inputs)
         inputs, _ = _split_teacher_inputs(inputs)
         return self.student(inputs, training=training)
 
@@ -463,9 +545,12 @@ class Distiller(keras.Model):
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         x, cached = _split_cached(x, self.temperature)
+        x, cached_features = _split_cached_features(x)
         x, teacher_x = _split_teacher_inputs(x)
         # The teacher runs before the tape opens: nothing of its forward pass is recorded.
-        teacher_logits, teacher_features = self._teacher_outputs(x, teacher_x, cached)
+        teacher_logits, teacher_features = self._teacher_outputs(
+            x, teacher_x, cached, cached_features
+        )
         with tf.GradientTape() as tape:
             student_logits, student_features = self._student_forward(x, training=True)
             loss, y, mask, *sums = self._loss_terms(
@@ -482,9 +567,12 @@ class Distiller(keras.Model):
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         x, cached = _split_cached(x, self.temperature)
+        x, cached_features = _split_cached_features(x)
         x, teacher_x = _split_teacher_inputs(x)
         student_logits, student_features = self._student_forward(x, training=False)
-        teacher_logits, teacher_features = self._teacher_outputs(x, teacher_x, cached)
+        teacher_logits, teacher_features = self._teacher_outputs(
+            x, teacher_x, cached, cached_features
+        )
         _, y, mask, *sums = self._loss_terms(
             y, student_logits, teacher_logits, sample_weight, cached
         )
@@ -586,6 +674,15 @@ def _split_cached(x, temperature=None):
             ),
         )
     return x, (x.pop(TEACHER_TOP_IDS), x.pop(TEACHER_TOP_LOG_PROBS))
+
+
+def _split_cached_features(x):
+    """`(inputs without the cached teacher features, {name: tensor} of them, or None)`."""
+    if not isinstance(x, dict) or not any(str(k).startswith(TEACHER_FEATURES) for k in x):
+        return x, None
+    x = dict(x)
+    cached = {k: x.pop(k) for k in list(x) if str(k).startswith(TEACHER_FEATURES)}
+    return x, cached
 
 
 def _split_teacher_inputs(x):

@@ -11,6 +11,13 @@ live teacher's; with a smaller k the probability left outside the top k is sprea
 over the other tokens.
 
 Memory: 8 bytes per (pair, position, k): 17,000 pairs x 41 positions x k = 8 is 45 MB.
+
+`teacher_features` does the same for the hidden states, attention maps and value heads
+that a `Distiller`'s feature terms read (`distiller.teacher_feature_names()`), so with
+both caches the teacher does not run at all while the student trains. These are much
+larger (a hidden state is D values per position, an attention map heads x L per
+position); `feature_cache_bytes` says how large before anything is computed, and
+`dtype="float16"` halves it.
 """
 
 import logging
@@ -21,7 +28,12 @@ import tensorflow as tf
 
 from tf_distill import losses
 from tf_distill.data import make_seq2seq_dataset
-from tf_distill.distiller import TEACHER_TEMPERATURE, TEACHER_TOP_IDS, TEACHER_TOP_LOG_PROBS
+from tf_distill.distiller import (
+    TEACHER_FEATURES,
+    TEACHER_TEMPERATURE,
+    TEACHER_TOP_IDS,
+    TEACHER_TOP_LOG_PROBS,
+)
 
 _LOG = logging.getLogger(__name__)
 
@@ -104,3 +116,134 @@ def teacher_top_k(
         TEACHER_TOP_LOG_PROBS: top_log_probs,
         TEACHER_TEMPERATURE: np.full((len(pairs),), temperature, "float32"),
     }
+
+
+_MAP_KINDS = ("self_attention", "cross_attention")
+
+
+def _position_axes(name):
+    """The axes of a cached feature column laid along the positions (as the datasets cut
+    them): 2 and 3 for an attention map (N, heads, T, S), else 1."""
+    kind = name[len(TEACHER_FEATURES) :].split("/")[1]
+    return (2, 3) if kind in _MAP_KINDS else (1,)
+
+
+def _check_distiller(distiller, dtype):
+    if not getattr(distiller, "feature_weights", None):
+        raise ValueError(
+            "`distiller` must be a Distiller with a hidden, attention or value term: only "
+            "those read the teacher's features."
+        )
+    if np.dtype(dtype) not in (np.dtype("float32"), np.dtype("float16")):
+        raise ValueError(f"`dtype` must be 'float32' or 'float16'. Received: {dtype!r}.")
+
+
+def _probe_inputs(distiller, width):
+    """A one-row input dict of `width` real tokens for the distiller's teacher."""
+    from tf_distill.features import SEQ2SEQ, model_kind
+
+    ids = tf.ones((1, width), tf.int32)
+    if model_kind(distiller.teachers[0]) == SEQ2SEQ:
+        return {"encoder_token_ids": ids, "decoder_token_ids": ids}
+    return {"token_ids": ids}
+
+
+def feature_cache_shapes(distiller, width):
+    """`{name: per-row shape}` of the cache `teacher_features` makes for sequences padded
+    to `width` (from one teacher pass on a single row)."""
+    _check_distiller(distiller, "float32")
+    columns = distiller.teacher_feature_columns(_probe_inputs(distiller, width))
+    return {name: tuple(value.shape[1:]) for name, value in columns.items()}
+
+
+def feature_cache_bytes(distiller, num_rows, width, dtype="float32"):
+    """Bytes the arrays of `teacher_features` take for `num_rows` examples padded to
+    `width` positions (the datasets built from them hold a second copy)."""
+    per_row = sum(int(np.prod(shape)) for shape in feature_cache_shapes(distiller, width).values())
+    return int(num_rows) * per_row * np.dtype(dtype).itemsize
+
+
+def teacher_features(
+    distiller,
+    pairs,
+    source_tokenizer,
+    target_tokenizer,
+    max_sequence_length,
+    bucket_lengths=None,
+    batch_size=128,
+    dtype="float32",
+):
+    """The teacher features a translation `Distiller`'s feature terms read, for every pair.
+
+    Args:
+        distiller: a `Distiller` with a hidden, attention or value term (its teacher, layer
+            map and terms decide what is kept: `distiller.teacher_feature_names()`).
+        pairs, source_tokenizer, target_tokenizer, max_sequence_length, bucket_lengths: as
+            for `make_seq2seq_dataset` (the teacher sees the student's token ids).
+        batch_size: pairs per teacher call.
+        dtype: `"float32"`, or `"float16"` for half the memory (the losses read them
+            back in float32).
+
+    Returns:
+        `{name: array (N, ...)}`, positions padded to `bucket_lengths[-1]` (or
+        `max_sequence_length`) with zeros. Give it as `extra_columns` to
+        `make_seq2seq_dataset` with the same pairs in the same order (merged with
+        `teacher_top_k`'s dict to skip the teacher entirely); batches that carry it do not
+        run the teacher's features.
+    """
+    _check_distiller(distiller, dtype)
+    pairs = list(pairs)
+    width = int(bucket_lengths[-1]) if bucket_lengths else int(max_sequence_length)
+    dataset = make_seq2seq_dataset(
+        pairs,
+        source_tokenizer,
+        target_tokenizer,
+        batch_size=batch_size,
+        max_sequence_length=max_sequence_length,
+        bucket_lengths=bucket_lengths,
+        shuffle=False,
+        extra_columns={"row": np.arange(len(pairs), dtype="int64")},
+    )
+    batches = (inputs for inputs, _ in dataset)
+    return _collect(distiller, batches, len(pairs), width, dtype, int(dataset.cardinality()))
+
+
+def teacher_features_of_inputs(distiller, inputs, batch_size=128, dtype="float32"):
+    """`teacher_features` for model inputs given as arrays (e.g. a classifier's
+    `{"token_ids": (N, S)}`, all padded to one length S); the result has one row per row
+    of `inputs`, for `make_classification_dataset(extra_columns=...)` or a dataset of
+    one's own."""
+    _check_distiller(distiller, dtype)
+    inputs = {name: np.asarray(values) for name, values in inputs.items()}
+    rows = {len(values) for values in inputs.values()}
+    widths = {values.shape[1] for values in inputs.values() if values.ndim >= 2}
+    if len(rows) != 1 or len(widths) != 1:
+        raise ValueError(
+            "`inputs` must be arrays with one row per example, padded to one length. "
+            f"Received shapes { {name: v.shape for name, v in inputs.items()} }."
+        )
+    (num_rows,), (width,) = rows, widths
+    dataset = tf.data.Dataset.from_tensor_slices(
+        {**inputs, "row": np.arange(num_rows, dtype="int64")}
+    ).batch(batch_size)
+    return _collect(distiller, iter(dataset), num_rows, width, dtype, int(dataset.cardinality()))
+
+
+def _collect(distiller, batches, num_rows, width, dtype, num_batches):
+    shapes = feature_cache_shapes(distiller, width)
+    arrays = {name: np.zeros((num_rows, *shape), dtype=dtype) for name, shape in shapes.items()}
+    size = sum(array.nbytes for array in arrays.values())
+    _LOG.info(f"teacher features: {len(arrays)} tensors, {size / 2**20:.0f} MB ({dtype})")
+    compute = tf.function(distiller.teacher_feature_columns, reduce_retracing=True)
+    start = last = time.perf_counter()
+    for i, inputs in enumerate(batches):
+        rows = inputs.pop("row").numpy()
+        for name, value in compute(inputs).items():
+            index = [rows] + [slice(None)] * (value.shape.rank - 1)
+            for axis in _position_axes(name):
+                index[axis] = slice(0, value.shape[axis])
+            arrays[name][tuple(index)] = value.numpy().astype(dtype)
+        if time.perf_counter() - last > 30 or i + 1 == num_batches:
+            last = time.perf_counter()
+            _LOG.info(f"teacher features: {i + 1}/{num_batches} batches, {last - start:.0f} s")
+    return arrays

@@ -215,3 +215,51 @@ def test_extra_columns_follow_their_pairs_through_shuffle_and_buckets(pairs, tok
         )
     with pytest.raises(ValueError, match=r"one row per pair"):
         make_seq2seq_dataset(pairs, *tokenizers, 40, 32, extra_columns={"row": np.arange(3)})
+
+
+def test_extra_columns_are_cut_along_their_own_position_axes(pairs, tokenizers):
+    """A (N, heads, L, L) map is cut on both length axes; explicit axes override; a
+    classification column without positions (e.g. C class scores) is kept whole."""
+    n = len(pairs)
+    maps = np.arange(n * 32 * 32, dtype="float32").reshape(n, 1, 32, 32)
+    extra = {
+        "teacher_features/encoder/self_attention/1": maps,
+        "custom": np.transpose(maps, (0, 2, 3, 1)),  # (N, L, L, 1)
+    }
+    dataset = make_seq2seq_dataset(
+        pairs,
+        *tokenizers,
+        batch_size=40,
+        max_sequence_length=32,
+        bucket_lengths=BUCKETS,
+        shuffle=False,
+        extra_columns={**extra, "row": np.arange(n)},
+        extra_length_axes={"custom": (1, 2)},
+    )
+    lengths = set()
+    for inputs, targets in batches(dataset):
+        length = targets.shape[1]
+        lengths.add(length)
+        want = maps[inputs["row"], :, :length, :length]
+        np.testing.assert_array_equal(inputs["teacher_features/encoder/self_attention/1"], want)
+        np.testing.assert_array_equal(inputs["custom"], np.transpose(want, (0, 2, 3, 1)))
+    assert lengths == set(BUCKETS)
+    with pytest.raises(ValueError, match=r"extra_length_axes\['custom'\] must name axes"):
+        make_seq2seq_dataset(
+            pairs, *tokenizers, 40, 32, extra_columns=extra, extra_length_axes={"custom": (4,)}
+        )
+    texts = [en for en, _ in pairs[:50]]
+    scores = np.random.default_rng(0).normal(size=(50, 40)).astype("float32")  # 40 classes
+    dataset = make_classification_dataset(
+        texts,
+        [0] * 50,
+        tokenizers[0],
+        10,
+        32,
+        BUCKETS,
+        shuffle=False,
+        extra_columns={"scores": scores, "row": np.arange(50)},
+    )
+    for inputs, _ in batches(dataset):
+        assert inputs["token_ids"].shape[1] in BUCKETS
+        np.testing.assert_array_equal(inputs["scores"], scores[inputs["row"]])

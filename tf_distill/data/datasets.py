@@ -29,6 +29,7 @@ def make_seq2seq_dataset(
     repeat=False,
     drop_remainder=False,
     extra_columns=None,
+    extra_length_axes=None,
 ):
     """A dataset of `({"encoder_token_ids", "decoder_token_ids"}, target_ids)` batches.
 
@@ -54,7 +55,11 @@ def make_seq2seq_dataset(
             one row per pair in `pairs`' order: 1-D arrays as they are, arrays of 2 or more
             dimensions laid out along the target positions, with axis 1 at least
             `bucket_lengths[-1]` long, cut to each batch's length like the token ids (e.g.
-            a teacher's cached top-k logits, `tf_distill.teacher_cache`).
+            a teacher's cached top-k logits, `tf_distill.teacher_cache`). Cached teacher
+            attention maps (keys `"teacher_features/<stack>/self_attention|cross_attention/
+            <layer>"`, shape (N, heads, T, S)) are cut along axes 2 and 3.
+        extra_length_axes: optional `{column name: axes}` overriding which axes of an
+            extra column are laid along the positions and cut to each batch's length.
 
     Returns:
         A `tf.data.Dataset` of `({"encoder_token_ids": int32 (B, S),
@@ -84,19 +89,22 @@ def make_seq2seq_dataset(
     labels[room, target_lengths[room]] = target_tokenizer.end_id
     lengths = np.maximum(encoder_lengths, np.minimum(target_lengths + 1, limit))
     columns = {"encoder_token_ids": encoder, "decoder_token_ids": decoder, "targets": labels}
+    length_axes = {name: (1,) for name in columns}
     for name, values in (extra_columns or {}).items():
         values = np.asarray(values)
+        axes = _length_axes(name, values, extra_length_axes, default=(1,))
         if (
             name in columns
             or values.shape[0] != len(pairs)
-            or (values.ndim >= 2 and values.shape[1] < width)
+            or any(values.shape[axis] < width for axis in axes)
         ):
             raise ValueError(
-                f"extra_columns[{name!r}] must be a new name with one row per pair (and, for "
-                f"2-D or more, at least {width} positions). Received shape {values.shape} "
-                f"for {len(pairs)} pairs."
+                f"extra_columns[{name!r}] must be a new name with one row per pair (and, "
+                f"along its position axes {list(axes)}, at least {width} positions). "
+                f"Received shape {values.shape} for {len(pairs)} pairs."
             )
-        columns[name] = values[:, :width] if values.ndim >= 2 else values
+        columns[name] = _cut(values, axes, width)
+        length_axes[name] = axes
     return _bucketed(
         columns,
         lengths,
@@ -107,6 +115,7 @@ def make_seq2seq_dataset(
         repeat,
         drop_remainder,
         _split_seq2seq,
+        length_axes,
     )
 
 
@@ -123,6 +132,7 @@ def make_classification_dataset(
     drop_remainder=False,
     extra_columns=None,
     teacher_inputs=None,
+    extra_length_axes=None,
 ):
     """A dataset of `({"token_ids": int32 (B, S)}, labels int32 (B,))` batches.
 
@@ -130,12 +140,16 @@ def make_classification_dataset(
         texts: list of strings; labels: list of int class ids, one per text.
         tokenizer: a `Tokenizer`. The other arguments are as in `make_seq2seq_dataset`.
         extra_columns: optional dict of per-text arrays added to each batch's input dict,
-            e.g. a teacher's cached outputs (`tf_distill.teacher_cache`).
+            e.g. a teacher's cached outputs (`tf_distill.teacher_cache`), kept whole, except
+            cached teacher features (keys `"teacher_features/..."`): hidden states and value
+            heads are cut along axis 1 to each batch's length, attention maps along 2 and 3.
         teacher_inputs: optional dict of per-text arrays that a teacher with a tokenizer of
             its own reads (e.g. a keras-hub model's `token_ids`, `segment_ids`,
             `padding_mask`, already padded to its length). They ride in each batch as the
             nested dict `inputs["teacher_inputs"]`, uncut by the length buckets, and
             `Distiller` gives them to the teacher while the student reads `token_ids`.
+        extra_length_axes: optional `{column name: axes}` overriding which axes of an
+            extra column are cut to each batch's length (`()`: none).
     """
     texts = list(texts)
     labels = list(labels)
@@ -149,7 +163,8 @@ def make_classification_dataset(
     buckets = _check(batch_size, max_sequence_length, bucket_lengths)
     token_ids, lengths = _pad(tokenizer.tokenize(texts), max_sequence_length, buckets[-1])
     columns = {"token_ids": token_ids, "labels": np.asarray(labels, dtype="int32")}
-    uncut = set()
+    length_axes = {"token_ids": (1,)}
+    width = buckets[-1]
     named = [(name, values, name) for name, values in (extra_columns or {}).items()]
     named += [
         (f"{_TEACHER}/{n}", v, f"teacher_inputs[{n!r}]") for n, v in (teacher_inputs or {}).items()
@@ -161,9 +176,16 @@ def make_classification_dataset(
                 f"{name} must be a new name with one row per text ({len(texts)}). Received "
                 f"{len(values)} rows."
             )
-        columns[column] = values
-        if column.startswith(f"{_TEACHER}/"):
-            uncut.add(column)
+        axes = ()
+        if not column.startswith(f"{_TEACHER}/"):
+            axes = _length_axes(column, values, extra_length_axes, default=())
+            if any(values.shape[axis] < width for axis in axes):
+                raise ValueError(
+                    f"{name} must have at least {width} positions along its position axes "
+                    f"{list(axes)}. Received shape {values.shape}."
+                )
+        columns[column] = _cut(values, axes, width)
+        length_axes[column] = axes
     return _bucketed(
         columns,
         lengths,
@@ -174,7 +196,7 @@ def make_classification_dataset(
         repeat,
         drop_remainder,
         _split_classification,
-        uncut=uncut,
+        length_axes,
     )
 
 
@@ -231,13 +253,45 @@ def _pad(rows, limit, width):
     return array, lengths
 
 
+_FEATURE_PREFIX = "teacher_features/"
+_MAP_KINDS = ("self_attention", "cross_attention")
+
+
+def _length_axes(name, values, explicit, default):
+    """The axes of extra column `name` laid along the positions: `explicit[name]` when
+    given; (2, 3) for a cached teacher attention map, (1,) for other cached teacher
+    features; else `default` for arrays of 2 or more dimensions (1-D columns: none)."""
+    if explicit and name in explicit:
+        axes = tuple(int(axis) for axis in explicit[name])
+        if any(not 1 <= axis < values.ndim for axis in axes):
+            raise ValueError(
+                f"extra_length_axes[{name!r}] must name axes from 1 to {values.ndim - 1} of "
+                f"its array of shape {values.shape}. Received: {explicit[name]!r}."
+            )
+        return axes
+    if values.ndim < 2:
+        return ()
+    if str(name).startswith(_FEATURE_PREFIX):
+        kind = str(name).split("/")[2] if str(name).count("/") >= 3 else ""
+        return (2, 3) if kind in _MAP_KINDS and values.ndim >= 4 else (1,)
+    return default
+
+
+def _cut(values, axes, length):
+    """`values` cut to `length` along each of `axes` (a view)."""
+    index = [slice(None)] * values.ndim
+    for axis in axes:
+        index[axis] = slice(0, length)
+    return values[tuple(index)]
+
+
 def _bucketed(
-    columns, lengths, buckets, batch_size, shuffle, seed, repeat, drop_remainder, split, uncut=()
+    columns, lengths, buckets, batch_size, shuffle, seed, repeat, drop_remainder, split, length_axes
 ):
     """Cuts each bucket's rows to its length, batches each bucket, and mixes the buckets.
 
-    `columns` are arrays with one row per example, those of 2 or more dimensions padded
-    along axis 1 to the longest bucket (except the `uncut` ones, kept whole).
+    `columns` are arrays with one row per example; `length_axes[name]` are the axes of a
+    column padded to the longest bucket, cut to each bucket's length (none when absent).
     """
     bucket_of = np.searchsorted(np.asarray(buckets), lengths)  # first bucket >= length
     datasets, batch_counts = [], []
@@ -246,7 +300,7 @@ def _bucketed(
         if rows.size == 0:
             continue
         tensors = {
-            name: values[rows, :length] if values.ndim >= 2 and name not in uncut else values[rows]
+            name: _cut(values, length_axes.get(name, ()), length)[rows]
             for name, values in columns.items()
         }
         dataset = tf.data.Dataset.from_tensor_slices(tensors)
