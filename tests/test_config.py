@@ -108,6 +108,7 @@ def test_configs_shipped_with_the_repo_are_valid(tmp_path):
         ([], "The config must be a JSON object"),
         ({"distillation": {"hidden_weight": -1}}, "distillation.hidden_weight must be >= 0"),
         ({"distillation": {"hidden_loss": "l1"}}, "distillation.hidden_loss must be 'mse' or"),
+        ({"distillation": {"feature_cache_mb": -1}}, "distillation.feature_cache_mb must be >= 0"),
         (
             {"distillation": {"encoder_layer_map": [1]}},
             "encoder_layer_map is set but no feature term is on",

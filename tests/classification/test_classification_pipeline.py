@@ -314,6 +314,7 @@ def test_a_loaded_transformer_teacher_with_feature_terms(tmp_path):
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "teacher loaded from" in second.stdout + second.stderr
     assert "hidden_loss" in second.stdout and "attention_loss" in second.stdout
+    assert "teacher features: " in second.stdout + second.stderr  # cached, not run live
     assert (tmp_path / "second" / "state" / "student" / "extra.npz").exists()
     reports = [json.loads((tmp_path / n / "report.json").read_text()) for n in ("first", "second")]
     assert (

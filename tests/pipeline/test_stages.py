@@ -4,6 +4,7 @@
 
 import dataclasses
 import json
+import logging
 
 import keras
 import numpy as np
@@ -408,10 +409,12 @@ def test_a_resumed_fit_equals_an_uninterrupted_one_bit_for_bit(staged, tmp_path,
         assert resumed.curves == whole.curves and resumed.training == whole.training
 
 
-def test_distilled_student_with_feature_terms_and_init_from_the_teacher(staged, tmp_path):
+def test_distilled_student_with_feature_terms_and_init_from_the_teacher(staged, tmp_path, caplog):
     """The config's feature terms reach the Distiller (their losses in the student's log),
-    the projections are checkpointed, and init_from_teacher starts the student from the
-    teacher's layers (a teacher-shaped student here, whose outputs then equal the teacher's)."""
+    the teacher's features are cached by default and train the student as the live
+    teacher does, the projections are checkpointed, and init_from_teacher starts the
+    student from the teacher's layers (a teacher-shaped student here, whose outputs then
+    equal the teacher's)."""
     config = dataclasses.replace(
         staged["config"],
         distillation=dataclasses.replace(
@@ -419,15 +422,28 @@ def test_distilled_student_with_feature_terms_and_init_from_the_teacher(staged, 
         ),
     )
     tokenizers, teacher = staged["tokenizers"], staged["teachers"].teacher
-    run_dir = RunDirectory(tmp_path / "features")
-    run_dir.create()
-    ctx = model_stages.RunContext(config, run_dir, resume=False)
-    trained = model_stages.train_student(
-        ctx, "student", tokenizers, staged["datasets"], staged["data"].splits.train,
-        staged["valid_bleu"], teacher=teacher,
-    )  # fmt: skip
-    assert (run_dir.state_dir("student") / "extra.npz").exists()  # the projections
-    assert np.isfinite(trained.curves["loss"]).all()
+    curves = {}
+    for budget in (1024.0, 0.0):  # the teacher's features cached (float16), then live
+        run_dir = RunDirectory(tmp_path / f"features_{budget:g}")
+        run_dir.create()
+        budgeted = dataclasses.replace(
+            config,
+            distillation=dataclasses.replace(config.distillation, feature_cache_mb=budget),
+        )
+        ctx = model_stages.RunContext(budgeted, run_dir, resume=False)
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            trained = model_stages.train_student(
+                ctx, "student", tokenizers, staged["datasets"], staged["data"].splits.train,
+                staged["valid_bleu"], teacher=teacher,
+            )  # fmt: skip
+        cached = [r.getMessage() for r in caplog.records if "MB (float16)" in r.getMessage()]
+        assert bool(cached) == bool(budget)
+        assert (run_dir.state_dir("student") / "extra.npz").exists()  # the projections
+        curves[budget] = trained.curves
+    # The same training either way, up to the cache's float16 rounding.
+    np.testing.assert_allclose(curves[1024.0]["loss"], curves[0.0]["loss"], rtol=1e-2)
+    np.testing.assert_allclose(curves[1024.0]["val_loss"], curves[0.0]["val_loss"], rtol=1e-2)
 
     wide = dataclasses.replace(
         config,

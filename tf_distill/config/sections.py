@@ -113,11 +113,16 @@ class DistillationConfig:
     # (TinyBERT: MSE through a learned projection), attention (KL of the attention maps)
     # and value-relation (MiniLM) terms, added to the logit terms; 0: off. They need a
     # teacher built by tf_distill that reads the student's token ids (not a keras-hub one,
-    # not an ensemble); it then runs on every batch.
+    # not an ensemble); it runs on every batch unless feature_cache_mb allows a cache.
     hidden_weight: float = 0.0
     attention_weight: float = 0.0
     value_weight: float = 0.0
     hidden_loss: str = "mse"  # mse | cosine
+    # With a feature term on, keep the teacher's features for the student's training data
+    # in memory (float16; tf_distill.teacher_cache.teacher_features) when they take at
+    # most this many MB, so the teacher does not run on every batch; beyond it (or 0),
+    # the teacher runs live. The tf.data pipeline holds a second copy.
+    feature_cache_mb: float = 1024.0
     # Which teacher layer (1-based) each student layer learns from; null: uniform
     # (layer m of L_s from ceil(m * L_t / L_s), so the last layers meet).
     encoder_layer_map: list[int] | None = None

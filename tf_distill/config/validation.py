@@ -288,6 +288,11 @@ def _check_feature_distillation(config):
         value = getattr(d, key)
         _check(value >= 0, f"distillation.{key} must be >= 0 (0: off). Received: {value}.")
     _check(
+        d.feature_cache_mb >= 0,
+        "distillation.feature_cache_mb must be >= 0 (0: the teacher's features run live). "
+        f"Received: {d.feature_cache_mb}.",
+    )
+    _check(
         d.hidden_loss in ("mse", "cosine"),
         f"distillation.hidden_loss must be 'mse' or 'cosine'. Received: {d.hidden_loss!r}.",
     )

@@ -33,9 +33,15 @@ from tf_distill.errors import ConfigError
 from tf_distill.evaluation import file_size
 from tf_distill.export import ExportError
 from tf_distill.models import build_classifier
-from tf_distill.pipeline.model_stages import RunContext, distiller_for, load_teacher_file
+from tf_distill.pipeline.model_stages import (
+    RunContext,
+    cached_features,
+    distiller_for,
+    load_teacher_file,
+)
 from tf_distill.pipeline.run import _Timer
 from tf_distill.run_dir import read_dir, replace_dir, write_json, write_text
+from tf_distill.teacher_cache import teacher_features_of_inputs
 from tf_distill.training import fit_model
 
 _LOG = logging.getLogger(__name__)
@@ -380,6 +386,9 @@ def train_model(ctx, role, model, train, valid, num_classes, teacher=None, extra
         return x
 
     train_extra, valid_extra = extra or (None, None)
+    if teacher is not None:
+        train_extra = _with_feature_cache(ctx, trainer, train, train_extra)
+        valid_extra = _with_feature_cache(ctx, trainer, valid, valid_extra)
     train_ds = _dataset(inputs(train, train_extra), train.labels, t.batch_size, t.seed, True)
     valid_ds = _dataset(inputs(valid, valid_extra), valid.labels, t.batch_size, None, False)
     training = t
@@ -402,6 +411,25 @@ def train_model(ctx, role, model, train, valid, num_classes, teacher=None, extra
         resume=ctx.resume,
         valid_bleu=valid_score(valid, num_classes),
     )
+
+
+def _with_feature_cache(ctx, trainer, split, columns):
+    """`columns` plus the teacher's features on `split` when the trainer has a feature
+    term and `distillation.feature_cache_mb` allows (see model_stages.cached_features)."""
+    token_ids = split.token_ids
+    features = cached_features(
+        ctx.config,
+        trainer,
+        len(token_ids),
+        token_ids.shape[1],
+        lambda dtype: teacher_features_of_inputs(
+            trainer,
+            {"token_ids": token_ids},
+            ctx.config.distillation.teacher_batch_size,
+            dtype,
+        ),
+    )
+    return {**(columns or {}), **features} if features else columns
 
 
 def teacher_columns(ctx, teacher, split):

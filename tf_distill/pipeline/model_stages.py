@@ -18,6 +18,7 @@ from tf_distill.models import build_transformer, seq2seq_parts
 from tf_distill.pipeline.data_stages import decode_length
 from tf_distill.run_dir import read_note, write_text
 from tf_distill.sequence_kd import teacher_translations
+from tf_distill.teacher_cache import feature_cache_bytes, teacher_features
 from tf_distill.training import TrainedModel, empty_curves, fit_model, load_trained
 
 _LOG = logging.getLogger(__name__)
@@ -208,15 +209,35 @@ def train_student(ctx, role, tokenizers, datasets, pairs, valid_bleu, teacher=No
     # Every role starts from identical weights: only their data and loss differ.
     keras.utils.set_random_seed(t.seed + 1)
     model = build_model(ctx.config, role, tokenizers)
+    if teacher is None:
+        trainer = Distiller(None, model, alpha=1.0)
+    else:
+        trainer = distiller_for(ctx.config, teacher, model)
+        options = datasets.options
+        width = (options.get("bucket_lengths") or [options["max_sequence_length"]])[-1]
+        features = cached_features(
+            ctx.config,
+            trainer,
+            len(pairs),
+            width,
+            lambda dtype: teacher_features(
+                trainer,
+                pairs,
+                options["source_tokenizer"],
+                options["target_tokenizer"],
+                options["max_sequence_length"],
+                options.get("bucket_lengths"),
+                ctx.config.distillation.teacher_batch_size,
+                dtype,
+            ),
+        )
+        if features:
+            cache = {**(cache or {}), **features}
     # A dataset of its own, made after the seed is set: each sees its batches in the
     # same order whether or not other models trained before it in this process.
     train_ds = data_lib.make_seq2seq_dataset(
         pairs, shuffle=True, seed=t.seed, extra_columns=cache, **datasets.options
     )
-    if teacher is None:
-        trainer = Distiller(None, model, alpha=1.0)
-    else:
-        trainer = distiller_for(ctx.config, teacher, model)
     epochs = t.epochs if role == "baseline" else (t.student_epochs or t.epochs)
     return fit_model(
         role,
@@ -231,6 +252,23 @@ def train_student(ctx, role, tokenizers, datasets, pairs, valid_bleu, teacher=No
         valid_bleu=valid_bleu,
         note=tokenizers.note,
     )
+
+
+def cached_features(config, trainer, num_rows, width, compute):
+    """The teacher's features for `num_rows` training examples padded to `width`
+    (`compute(dtype)`, in float16) when the trainer has a feature term and they fit in
+    `distillation.feature_cache_mb`; else None, and the teacher runs live on every batch."""
+    budget = config.distillation.feature_cache_mb
+    if not getattr(trainer, "feature_weights", None) or not budget:
+        return None
+    size = feature_cache_bytes(trainer, num_rows, width, "float16")
+    if size > budget * 2**20:
+        _LOG.info(
+            f"teacher features: {size / 2**20:.0f} MB for {num_rows} examples, more than "
+            f"distillation.feature_cache_mb = {budget:g}: the teacher runs on every batch"
+        )
+        return None
+    return compute("float16")
 
 
 def distiller_for(config, teacher, model):
