@@ -37,6 +37,16 @@ VARIANTS = {
         "logit",
     ),
     "attention": (["distillation.attention_weight=1"], "logit"),
+    # The same terms with the teacher's features run live on every batch instead of
+    # cached (distillation.feature_cache_mb = 0), compared with the cached variant.
+    "hidden_mse_live": (
+        ["distillation.hidden_weight=0.05", "distillation.feature_cache_mb=0"],
+        "hidden_mse",
+    ),
+    "attention_live": (
+        ["distillation.attention_weight=1", "distillation.feature_cache_mb=0"],
+        "attention",
+    ),
     "value": (["distillation.value_weight=1"], "logit"),
     "hidden_attention": (
         [
