@@ -56,6 +56,12 @@ def test_features_come_from_the_models_own_forward_pass(tie):
     for probs in decoder.self_attention:  # causal: no weight above the diagonal
         upper = np.triu(np.ones(probs.shape[-2:], bool), 1)
         assert np.all(probs.numpy()[..., upper] == 0)
+    # Without the logits: the same features, and no output layer.
+    none, again = model_features(model, x, logits=False)
+    assert none is None
+    for name in ("encoder", "decoder"):
+        for a, b in zip(stacks[name].hidden, again[name].hidden, strict=True):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_encoder_attention_and_values_match_numpy():

@@ -292,7 +292,9 @@ class Distiller(keras.Model):
         pass of the teacher on `inputs` (the student's input dict)."""
         if not self.feature_weights:
             raise ValueError("This Distiller has no feature terms: there is nothing to cache.")
-        _, stacks = features_lib.model_features(self.teachers[0], inputs, training=False)
+        _, stacks = features_lib.model_features(
+            self.teachers[0], inputs, training=False, logits=False
+        )
         columns = {}
         for name in self.teacher_feature_names():
             stack, kind, layer = name[len(TEACHER_FEATURES) :].split("/")
@@ -421,7 +423,7 @@ class Distiller(keras.Model):
             logits = None if cached is not None else self._teacher_logits(teacher_x)
             return logits, self._cached_teacher_features(cached_features)
         logits, teacher_features = features_lib.model_features(
-            self.teachers[0], teacher_x, training=False
+            self.teachers[0], teacher_x, training=False, logits=cached is None
         )
         teacher_features = {
             stack: features_lib.stop_gradient(stack_features)

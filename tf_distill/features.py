@@ -71,7 +71,7 @@ def stack_shapes(model):
     return shapes
 
 
-def model_features(model, inputs, training=False):
+def model_features(model, inputs, training=False, logits=True):
     """`(logits, {stack name: StackFeatures})` of one forward pass of `model`.
 
     Args:
@@ -79,6 +79,8 @@ def model_features(model, inputs, training=False):
             `build_classifier` (stack "encoder").
         inputs: the model's input dict.
         training: whether dropout is active (as in `model(inputs, training=...)`).
+        logits: False stops after the last stack (the logits are then None), saving the
+            output layer (for a translation model, the (T, D) x (D, V) projection).
     """
     kind = model_kind(model)
     if kind is None:
@@ -90,6 +92,8 @@ def model_features(model, inputs, training=False):
         x = layer("embedding")(token_ids)
         x = layer("embedding_dropout")(x, training=training)
         x, encoder = layer("encoder")(x, padding_mask=mask, training=training, return_features=True)
+        if not logits:
+            return None, {"encoder": _stack(encoder, mask)}
         x = layer("pooling")(x, padding_mask=mask)
         x = layer("pooled_dropout")(x, training=training)
         logits = layer("logits")(layer("classifier_head")(x))
@@ -114,16 +118,15 @@ def model_features(model, inputs, training=False):
         training=training,
         return_features=True,
     )
+    stacks = {"encoder": _stack(encoder, source_mask), "decoder": _stack(decoder, target_mask)}
+    if not logits:
+        return None, stacks
     names = {sub.name for sub in model.layers}
     if "output_projection" in names:
         y = layer("output_projection")(y)
     else:
         y = decoder_embedding(y, reverse=True)
-    logits = layer("logits")(y)
-    return logits, {
-        "encoder": _stack(encoder, source_mask),
-        "decoder": _stack(decoder, target_mask),
-    }
+    return layer("logits")(y), stacks
 
 
 def _stack(features, mask):
