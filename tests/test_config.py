@@ -109,6 +109,7 @@ def test_configs_shipped_with_the_repo_are_valid(tmp_path):
         ({"distillation": {"hidden_weight": -1}}, "distillation.hidden_weight must be >= 0"),
         ({"distillation": {"hidden_loss": "l1"}}, "distillation.hidden_loss must be 'mse' or"),
         ({"distillation": {"feature_cache_mb": -1}}, "distillation.feature_cache_mb must be >= 0"),
+        ({"training": {"mixed_precision": "bf16"}}, "training.mixed_precision must be one of"),
         (
             {"distillation": {"encoder_layer_map": [1]}},
             "encoder_layer_map is set but no feature term is on",
@@ -196,3 +197,11 @@ def test_init_from_teacher_accepts_a_student_of_the_teachers_shape():
         }
     )
     assert config.distillation.init_decoder_layers == [2]
+
+
+def test_mixed_precision_auto_follows_the_devices():
+    resolve = cfg.resolve_mixed_precision
+    assert resolve("auto", gpus=[]) == "float32"
+    assert resolve("auto", gpus=["/physical_device:GPU:0"]) == "mixed_float16"
+    assert resolve("mixed_bfloat16", gpus=[]) == "mixed_bfloat16"
+    assert resolve("float32", gpus=["/physical_device:GPU:0"]) == "float32"

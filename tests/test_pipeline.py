@@ -451,6 +451,31 @@ def test_teacher_loaded_from_a_keras_file(tiny_run, tmp_path):
     assert report["baseline"]["bleu"] == before["baseline"]["bleu"]
 
 
+def test_a_student_trained_in_bfloat16_ships_in_float32(tiny_run, tmp_path):
+    """training.mixed_precision: the student trains with bf16 compute; what the run saves,
+    evaluates and exports is the float32 model holding its weights (exact TFLite parity)."""
+    import keras
+
+    out, _ = tiny_run
+    run = tmp_path / "bf16"
+    result = train(
+        "--config", TINY, "--output-dir", str(run),
+        "--set", f"teacher.path={out / 'teacher.keras'}",
+        "--set", "distillation.baseline=false",
+        "--set", "training.mixed_precision=mixed_bfloat16",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "mixed_bfloat16 compute" in result.stdout
+    report = json.loads((run / "report.json").read_text())
+    assert report["student"]["precision"] == "mixed_bfloat16"
+    assert "| training precision |" in (run / "report.md").read_text()
+    student = keras.saving.load_model(run / "student.keras", compile=False)
+    assert {layer.dtype_policy.name for layer in student._flatten_layers()} == {"float32"}
+    parity = json.loads((run / "export" / "export.json").read_text())["parity"]
+    assert parity["tflite_fp32"]["sequence_agreement"] == 1.0
+    assert parity["saved_model"]["max_abs_logit_diff"] < 1e-4
+
+
 def test_transfer_set_trains_the_student_on_teacher_translations(tiny_run, tmp_path, caplog):
     """`distillation.transfer_size`: new corpus sentences, none of them a corpus source,
     translated by the teacher and added to the student's (not the baseline's) pairs."""

@@ -18,6 +18,7 @@ METRICS = (
     ("pairs", "training pairs", "{:,}"),
     ("epochs", "epochs", "{:,}"),
     ("steps", "optimizer steps", "{:,}"),
+    ("precision", "training precision", "{}"),
 )
 ROLE_NOTES = {
     "teacher": "the teacher (or, with several, their ensemble: the mean of their probabilities)",

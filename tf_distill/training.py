@@ -263,6 +263,32 @@ def load_trained(role, run_dir):
     )
 
 
+def model_precision(model):
+    """The dtype policy `model`'s layers compute in: "float32", or the mixed policy some
+    of them use (the logits layer of a mixed model stays float32)."""
+    names = {layer.dtype_policy.name for layer in [model, *model._flatten_layers()]}
+    mixed = sorted(names - {"float32"})
+    return mixed[0] if mixed else "float32"
+
+
+def float32_copy(model):
+    """`model` with every layer computing in float32: itself when it already does, else a
+    clone under the float32 policy holding its weights (mixed-precision variables are
+    float32 already, so nothing is rounded). What a run saves, evaluates and exports."""
+    if model_precision(model) == "float32":
+        return model
+
+    def clone(layer):
+        config = layer.get_config()
+        if "dtype" in config:
+            config["dtype"] = "float32"
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def fit_model(
     role,
     trainer,
@@ -321,9 +347,11 @@ def fit_model(
             log_dir=str(run_dir.logs_dir(role)), write_graph=False, profile_batch=0
         ),
     ]
+    precision = model_precision(model)
     _LOG.info(
         f"{role}: {model.count_params():,} parameters, {pairs:,} training pairs, "
         f"{epochs} epochs of {steps} steps"
+        + ("" if precision == "float32" else f", {precision} compute")
     )
     if initial_epoch < epochs and not stopping.stopped_before():
         # Epoch i trains on pass i of `train_ds` (each pass shuffles anew, in an order
@@ -349,10 +377,12 @@ def fit_model(
         "pairs": int(pairs),
         "epochs": len(checkpoint.curves["loss"]),
         "steps": int(optimizer.iterations.numpy()),
+        "precision": precision,
     }
     averaging = None
     if average_epochs > 1:
         averaging = average_weights(role, model, checkpoint.recent, valid_bleu)
+    model = float32_copy(model)  # trained in mixed precision or not: kept in float32
     run_dir_lib.save_model(model, run_dir.model_file(role), note=note)
     run_dir_lib.write_json(
         run_dir.summary_file(role), {"training": summary, "averaging": averaging}

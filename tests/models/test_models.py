@@ -183,3 +183,31 @@ def test_an_input_longer_than_the_model_takes_gets_a_clear_error():
         "decoder_token_ids": np.ones((1, 8), "int32"),
     }
     assert model(fits).shape == (1, 8, 30)
+
+
+@pytest.mark.parametrize("kind", ["transformer", "classifier"])
+def test_float32_copy_of_a_mixed_precision_model(kind):
+    """What a run keeps of a model trained in bf16: every layer in float32, the same
+    weights, the outputs of a float32 model built alike."""
+    from tf_distill.training import float32_copy
+
+    def build(dtype):
+        keras.utils.set_random_seed(3)
+        if kind == "transformer":
+            return build_transformer(40, 10, 2, 2, 16, 32, dtype=dtype, name="m")
+        return build_classifier(40, 3, 10, 2, 2, 16, 32, dtype=dtype, name="m")
+
+    mixed, reference = build("mixed_bfloat16"), build(None)
+    copy = float32_copy(mixed)
+    assert {layer.dtype_policy.name for layer in copy._flatten_layers()} == {"float32"}
+    assert "mixed_bfloat16" in {layer.dtype_policy.name for layer in mixed._flatten_layers()}
+    assert copy.name == "m"
+    for a, b in zip(copy.get_weights(), mixed.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    reference.set_weights(mixed.get_weights())
+    ids = np.array([[5, 6, 7, 2, 0], [9, 3, 0, 0, 0]], "int32")
+    x = {"token_ids": ids}
+    if kind == "transformer":
+        x = {"encoder_token_ids": ids, "decoder_token_ids": ids}
+    np.testing.assert_allclose(copy(x).numpy(), reference(x).numpy(), atol=1e-6)
+    assert float32_copy(reference) is reference

@@ -204,6 +204,7 @@ def test_teacher_cache_and_distilled_student(staged):
     )  # fmt: skip
     assert trained.training == {
         "pairs": len(pairs), "epochs": 1, "steps": trained.training["steps"],
+        "precision": "float32",
     }  # fmt: skip
     # The student's own cross-entropy and the combined loss were both recorded.
     assert trained.curves["ce"][0] != trained.curves["loss"][0]

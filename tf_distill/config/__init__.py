@@ -24,6 +24,7 @@ from tf_distill.config.sections import (
     TokenizerConfig,
     TrainingConfig,
     resolve_jit_compile,
+    resolve_mixed_precision,
     teacher_count,
     teacher_paths,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "from_dict",
     "load",
     "resolve_jit_compile",
+    "resolve_mixed_precision",
     "teacher_count",
     "teacher_paths",
     "validate",

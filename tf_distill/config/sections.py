@@ -160,6 +160,12 @@ class TrainingConfig:
     # "auto": XLA on when a GPU is visible. On CPU, at small.json's shapes, it measured
     # slower here (compile minutes per model, slower steps; docs/BENCHMARKS.md).
     jit_compile: bool | str = "auto"
+    # Dtype policy of the models tf_distill builds while they train: "float32",
+    # "mixed_float16", "mixed_bfloat16", or "auto" (mixed_float16 when TensorFlow sees a
+    # GPU, else float32: bf16 measured too small a gain on this CPU, docs/BENCHMARKS.md).
+    # Variables and losses stay float32, and every trained model is saved, evaluated and
+    # exported in float32.
+    mixed_precision: str = "auto"
     early_stopping_patience: int = 3
     # The most training pairs max_sequence_length may cut (a source longer than it, or a
     # target with no room left for the end token) before the run refuses to start.
@@ -268,6 +274,22 @@ def teacher_count(config):
     """How many teachers the run distils from (loaded and trained)."""
     paths = teacher_paths(config)
     return config.teacher.ensemble_size or max(1, len(paths))
+
+
+MIXED_PRECISION = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+
+
+def resolve_mixed_precision(setting, gpus=None):
+    """`training.mixed_precision` as a Keras dtype policy name; "auto" means
+    "mixed_float16" when TensorFlow sees a GPU (`gpus`: the GPU list, for tests), else
+    "float32"."""
+    if setting != "auto":
+        return setting
+    if gpus is None:
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+    return "mixed_float16" if gpus else "float32"
 
 
 def resolve_jit_compile(setting):

@@ -7,6 +7,7 @@ from pathlib import Path
 from tf_distill.config.sections import (
     DATA_SOURCES,
     EXPORT_FORMATS,
+    MIXED_PRECISION,
     TASKS,
     feature_terms_on,
     stack_depths,
@@ -417,6 +418,11 @@ def _check_training(t):
     _check(
         t.jit_compile in (True, False, "auto"),
         f'training.jit_compile must be true, false or "auto". Received: {t.jit_compile!r}.',
+    )
+    _check(
+        t.mixed_precision in MIXED_PRECISION,
+        f"training.mixed_precision must be one of {', '.join(MIXED_PRECISION)}. "
+        f"Received: {t.mixed_precision!r}.",
     )
     if t.bucket_lengths is not None:
         _check(

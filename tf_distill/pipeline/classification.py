@@ -38,6 +38,7 @@ from tf_distill.pipeline.model_stages import (
     cached_features,
     distiller_for,
     load_teacher_file,
+    training_dtype,
 )
 from tf_distill.pipeline.run import _Timer
 from tf_distill.run_dir import read_dir, replace_dir, write_json, write_text
@@ -250,6 +251,7 @@ def build_student(config, role, tokenizers, num_classes):
         pooling=m.pooling,
         position_embedding=m.position_embedding,
         normalize_first=m.normalize_first,
+        dtype=training_dtype(config),
         name=role,
     )
 

@@ -51,8 +51,15 @@ def build_model(config, role, tokenizers):
         tie_embeddings=m.tie_embeddings,
         position_embedding=m.position_embedding,
         normalize_first=m.normalize_first,
+        dtype=training_dtype(config),
         name=role,
     )
+
+
+def training_dtype(config):
+    """The dtype policy models train in (`training.mixed_precision`), or None for float32."""
+    policy = config_lib.resolve_mixed_precision(config.training.mixed_precision)
+    return None if policy == "float32" else policy
 
 
 @dataclasses.dataclass
