@@ -56,6 +56,9 @@ VARIANTS = {
         ],
         "logit",
     ),
+    # Logit KD with the student trained in bf16 compute (training.mixed_precision): its
+    # quality effect, against float32.
+    "bf16": (["training.mixed_precision=mixed_bfloat16"], "logit"),
     # A student as wide as the teacher of small.json / reviews.json (d128, 4 heads, FF
     # 512, untied), of the config's student depth: from random weights, and from the
     # teacher's layers.

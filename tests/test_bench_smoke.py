@@ -66,3 +66,28 @@ def test_distill_ab_quick_runs(tmp_path):
     report = json.loads(output.read_text())
     assert [len(report["ms_per_step_all"][k]) for k in ("ours", "peer")] == [2, 2]
     assert report["paired_ratio_median"] > 0 and 0 <= report["ours_faster_in"] <= 2
+
+
+@pytest.mark.slow
+def test_mixed_precision_bench_runs(tmp_path):
+    output = tmp_path / "mp.json"
+    config = os.path.join(REPO_ROOT, "tests", "configs", "pipeline_tiny.json")
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, "bench", "mixed_precision.py")]
+        + ["--config", config, "--steps", "1", "--repeats", "1", "--length", "8"]
+        + ["--output", str(output)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    rows = json.loads(output.read_text())["rows"]
+    assert {(r["case"], r["policy"]) for r in rows} == {
+        (case, policy)
+        for case in ("teacher", "student", "distill")
+        for policy in ("float32", "mixed_bfloat16")
+    }
+    assert all(r["ms_per_step"] > 0 for r in rows)
+    assert all(r["speedup_vs_float32"] == 1.0 for r in rows if r["policy"] == "float32")
