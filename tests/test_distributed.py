@@ -110,3 +110,56 @@ def test_two_worker_multi_worker_mirrored_matches_single_process(single_run, tmp
     for a, b in zip(first[1], second[1], strict=True):
         np.testing.assert_array_equal(a, b)  # both workers end with identical students
     assert_same_training(first, single_run)
+
+
+def train_process(args, env=None):
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=ROOT,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": "", **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_two_worker_pipeline_gives_the_single_process_report(tmp_path):
+    """`training.distribution` auto picks MultiWorkerMirroredStrategy from TF_CONFIG; the
+    tiny pipeline on two local CPU workers trains the same models as one process (dropout
+    off: replicas draw other masks than one process would), only the chief writes the run
+    directory, and the worker leaves nothing behind."""
+    config = str(ROOT / "tests" / "configs" / "pipeline_tiny.json")
+    args = ["--config", config, "--set", "teacher.dropout=0", "--set", "training.epochs=2"]
+    single = train_process([*args, "--output-dir", str(tmp_path / "single")])
+    out, _ = single.communicate(timeout=900)
+    assert single.returncode == 0, out[-3000:]
+    ports = free_ports(2)
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    workers = [
+        train_process(
+            [*args, "--output-dir", str(tmp_path / "multi")],
+            env={
+                "TF_CONFIG": json.dumps(
+                    {"cluster": cluster, "task": {"type": "worker", "index": i}}
+                )
+            },
+        )
+        for i in range(2)
+    ]
+    outputs = [w.communicate(timeout=1500)[0] for w in workers]
+    for worker, output in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, output[-4000:]
+    assert "distribution: multi_worker, 2 replicas" in outputs[0]
+    assert "not the chief; writing to scratch" in outputs[1]
+    scratch = [line for line in outputs[1].splitlines() if "writing to scratch" in line]
+    assert not Path(scratch[0].split("scratch ")[1].split(",")[0]).exists()
+    reference = json.loads((tmp_path / "single" / "report.json").read_text())
+    report = json.loads((tmp_path / "multi" / "report.json").read_text())
+    for role in ("teacher", "baseline", "student"):
+        for key in ("loss", "val_loss"):
+            np.testing.assert_allclose(
+                report["curves"][role][key], reference["curves"][role][key], rtol=1e-3
+            )
+        assert report[role]["steps"] == reference[role]["steps"]
+        assert abs(report[role]["bleu"] - reference[role]["bleu"]) <= 1.0
+    assert (tmp_path / "multi" / "export" / "export.json").exists()

@@ -37,7 +37,13 @@ NOTE_NAME = "tf_distill.json"  # what tf_distill adds inside a .keras archive
 # Keys `--resume` may change: they shape only the evaluation and the export, which a
 # resumed run redoes. Any other change would leave a report describing models it did not
 # train.
-RESUMABLE_CHANGES = ("export.", "evaluation.", "training.jit_compile", "output_dir")
+RESUMABLE_CHANGES = (
+    "export.",
+    "evaluation.",
+    "training.jit_compile",
+    "training.distribution",
+    "output_dir",
+)
 
 
 def _pid_alive(pid):

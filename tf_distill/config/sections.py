@@ -166,6 +166,11 @@ class TrainingConfig:
     # Variables and losses stay float32, and every trained model is saved, evaluated and
     # exported in float32.
     mixed_precision: str = "auto"
+    # tf.distribute strategy of every model the run trains: "none", "mirrored" (all local
+    # GPUs), "multi_worker" (the workers TF_CONFIG names; only the chief writes the run
+    # directory), or "auto" (multi_worker when TF_CONFIG names several workers, mirrored
+    # with several GPUs, else none). batch_size is the global batch.
+    distribution: str = "auto"
     early_stopping_patience: int = 3
     # The most training pairs max_sequence_length may cut (a source longer than it, or a
     # target with no room left for the end token) before the run refuses to start.

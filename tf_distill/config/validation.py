@@ -14,6 +14,7 @@ from tf_distill.config.sections import (
     teacher_count,
     teacher_paths,
 )
+from tf_distill.distribution import DISTRIBUTIONS
 from tf_distill.errors import ConfigError
 from tf_distill.run_dir import RunDirectory
 
@@ -418,6 +419,11 @@ def _check_training(t):
     _check(
         t.jit_compile in (True, False, "auto"),
         f'training.jit_compile must be true, false or "auto". Received: {t.jit_compile!r}.',
+    )
+    _check(
+        t.distribution in DISTRIBUTIONS,
+        f"training.distribution must be one of {', '.join(DISTRIBUTIONS)}. "
+        f"Received: {t.distribution!r}.",
     )
     _check(
         t.mixed_precision in MIXED_PRECISION,

@@ -19,7 +19,7 @@ import numpy as np
 
 from tf_distill import classification_metrics as metrics
 from tf_distill import data as data_lib
-from tf_distill import hub_teacher
+from tf_distill import distribution, hub_teacher
 from tf_distill.data import DataError
 from tf_distill.data.labelled import LabelledTexts, augment, read_labelled, stratified_split
 from tf_distill.data.synthetic_reviews import LABEL_NAMES, generate_reviews
@@ -368,6 +368,12 @@ def _dataset(model_inputs, labels, batch_size, seed, shuffle):
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def _built_and_trained(ctx, role, build, *args, **kwargs):
+    """`train_model` of the model `build()` makes, both under the run's tf.distribute
+    strategy (`tf_distill.distribution`); the result holds a local copy of the model."""
+    return distribution.distributed(lambda: train_model(ctx, role, build(), *args, **kwargs))
+
+
 def train_model(ctx, role, model, train, valid, num_classes, teacher=None, extra=None):
     """Trains `model` as `role` with per-epoch checkpoints: on the labels alone, or
     distilled from `teacher` (through `extra`: cached teacher outputs, or teacher inputs)."""
@@ -650,16 +656,28 @@ def run_stages(ctx):
             "teacher", load_teacher, config.teacher.path, tokenizers, label_names, t
         )
     else:
-        teacher_model = build_teacher(config, tokenizers, num_classes)
         trained["teacher"] = stage(
-            "teacher", train_model, ctx, "teacher", teacher_model, train, valid, num_classes
+            "teacher",
+            _built_and_trained,
+            ctx,
+            "teacher",
+            lambda: build_teacher(config, tokenizers, num_classes),
+            train,
+            valid,
+            num_classes,
         )
     teacher = trained["teacher"].model
     if config.distillation.baseline:
         keras.utils.set_random_seed(t.seed + 1)
-        baseline = build_student(config, "baseline", tokenizers, num_classes)
         trained["baseline"] = stage(
-            "baseline", train_model, ctx, "baseline", baseline, train, valid, num_classes
+            "baseline",
+            _built_and_trained,
+            ctx,
+            "baseline",
+            lambda: build_student(config, "baseline", tokenizers, num_classes),
+            train,
+            valid,
+            num_classes,
         )
     student_train = train
     if transfer:
@@ -675,13 +693,12 @@ def run_stages(ctx):
         ),
     )
     keras.utils.set_random_seed(t.seed + 1)  # the same initial weights as the baseline
-    student = build_student(config, "student", tokenizers, num_classes)
     trained["student"] = stage(
         "student",
-        train_model,
+        _built_and_trained,
         ctx,
         "student",
-        student,
+        lambda: build_student(config, "student", tokenizers, num_classes),
         student_train,
         valid,
         num_classes,

@@ -10,6 +10,7 @@ import keras
 
 from tf_distill import config as config_lib
 from tf_distill import data as data_lib
+from tf_distill import distribution
 from tf_distill.data import DataError
 from tf_distill.distiller import Distiller
 from tf_distill.errors import ConfigError
@@ -179,37 +180,48 @@ def train_teachers(ctx, tokenizers, datasets, valid_bleu):
             trained[role] = load_trained(role, ctx.run_dir)
             continue
         keras.utils.set_random_seed(t.seed + 1000 * i)
-        model = build_model(config, role, tokenizers)
-        if t.teacher_label_smoothing:
-            _LOG.info(f"{role}: label smoothing {t.teacher_label_smoothing}")
-        trainer = Distiller(None, model, alpha=1.0, label_smoothing=t.teacher_label_smoothing)
-        # A dataset of its own (made after the seed is set, like the students'): its
-        # passes shuffle in an order fixed by the seed, whatever trained before it.
-        train_ds = data_lib.make_seq2seq_dataset(
-            datasets.train_split, shuffle=True, seed=t.seed, **datasets.options
-        )
-        trained[role] = fit_model(
-            role,
-            trainer,
-            train_ds,
-            datasets.valid,
-            epochs=t.teacher_epochs or t.epochs,
-            pairs=datasets.train_pairs,
-            training=dataclasses.replace(
-                t, learning_rate=t.teacher_learning_rate or t.learning_rate
-            ),
-            run_dir=ctx.run_dir,
-            resume=ctx.resume,
-            valid_bleu=valid_bleu,
-            average_epochs=t.teacher_average_epochs,
-            note=tokenizers.note,
+        trained[role] = distribution.distributed(
+            _train_teacher, ctx, role, tokenizers, datasets, valid_bleu
         )
     return Teachers(trained, files)
+
+
+def _train_teacher(ctx, role, tokenizers, datasets, valid_bleu):
+    config, t = ctx.config, ctx.config.training
+    model = build_model(config, role, tokenizers)
+    if t.teacher_label_smoothing:
+        _LOG.info(f"{role}: label smoothing {t.teacher_label_smoothing}")
+    trainer = Distiller(None, model, alpha=1.0, label_smoothing=t.teacher_label_smoothing)
+    # A dataset of its own (made after the seed is set, like the students'): its
+    # passes shuffle in an order fixed by the seed, whatever trained before it.
+    train_ds = data_lib.make_seq2seq_dataset(
+        datasets.train_split, shuffle=True, seed=t.seed, **datasets.options
+    )
+    return fit_model(
+        role,
+        trainer,
+        train_ds,
+        datasets.valid,
+        epochs=t.teacher_epochs or t.epochs,
+        pairs=datasets.train_pairs,
+        training=dataclasses.replace(t, learning_rate=t.teacher_learning_rate or t.learning_rate),
+        run_dir=ctx.run_dir,
+        resume=ctx.resume,
+        valid_bleu=valid_bleu,
+        average_epochs=t.teacher_average_epochs,
+        note=tokenizers.note,
+    )
 
 
 def train_student(ctx, role, tokenizers, datasets, pairs, valid_bleu, teacher=None, cache=None):
     """Trains the student architecture as `role` on `pairs`: with `teacher`, distilled
     (CE + T^2 KL, from `cache`'s top-k logits when given); without, on CE alone."""
+    return distribution.distributed(
+        _train_student, ctx, role, tokenizers, datasets, pairs, valid_bleu, teacher, cache
+    )
+
+
+def _train_student(ctx, role, tokenizers, datasets, pairs, valid_bleu, teacher, cache):
     if ctx.resume and ctx.run_dir.model_file(role).exists():
         return load_trained(role, ctx.run_dir)
     t = ctx.config.training

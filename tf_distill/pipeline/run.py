@@ -11,10 +11,12 @@ import functools
 import json
 import logging
 import time
+from pathlib import Path
 
 import keras
 
 from tf_distill import config as config_lib
+from tf_distill import distribution
 from tf_distill import report as report_lib
 from tf_distill.data import DataError
 from tf_distill.errors import ConfigError
@@ -58,6 +60,51 @@ def run_pipeline(config, resume=False):
     run_stages = _run_stages
     if config.task == "classification":
         from tf_distill.pipeline.classification import run_stages
+    kind = distribution.resolve(config.training.distribution)
+    strategy = distribution.make_strategy(kind)
+    if strategy is not None:
+        _LOG.info(
+            f"distribution: {kind}, {strategy.num_replicas_in_sync} replicas, global batch "
+            f"{config.training.batch_size}"
+        )
+    if not distribution.is_chief():
+        return _run_as_worker(config, resume, strategy, run_stages)
+    distribution.use(strategy)
+    try:
+        return _run_in(config, resume, run_stages)
+    finally:
+        distribution.use(None)
+
+
+def _run_as_worker(config, resume, strategy, run_stages):
+    """A non-chief worker runs every stage like the chief (training needs it at every
+    step) but writes to a scratch copy of the run directory, removed at the end; a resumed
+    worker starts from a copy of the chief's directory (shared storage), so it restores the
+    checkpoints the chief restores."""
+    import dataclasses
+    import shutil
+    import tempfile
+
+    scratch = Path(tempfile.mkdtemp(prefix="tf_distill_worker_"))
+    own = scratch / "run"
+    chief_dir = Path(config.output_dir)
+    if resume:
+        if not (chief_dir / "config.json").exists():
+            raise ConfigError(
+                f"--resume: this worker cannot see the chief's run directory {chief_dir} "
+                "(it needs storage shared with the chief to restore the same checkpoints)."
+            )
+        shutil.copytree(chief_dir, own, ignore=shutil.ignore_patterns(".lock", "*.lock"))
+    _LOG.info(f"worker: not the chief; writing to scratch {own}, removed at the end")
+    distribution.use(strategy)
+    try:
+        return _run_in(dataclasses.replace(config, output_dir=str(own)), resume, run_stages)
+    finally:
+        distribution.use(None)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run_in(config, resume, run_stages):
     run_dir = RunDirectory(config.output_dir)
     run_dir.check_start(resume)
     if resume:
