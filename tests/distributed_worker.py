@@ -4,8 +4,8 @@
 
 MODE is `single` (default strategy), `mirrored` (MirroredStrategy over two logical CPUs) or
 `multi_worker` (MultiWorkerMirroredStrategy; TF_CONFIG names this worker), optionally with
-`+features` (hidden-state, attention and value-relation terms on, with projections). Every
-mode
+`+features` (hidden-state, attention and value-relation terms on, with projections) and
+`+clip` (an optimizer clipnorm that acts every step). Every mode
 trains the same student on the same global batches and saves its final weights, so the
 test can check that distribution changes nothing but the speed.
 """
@@ -40,7 +40,7 @@ def global_batches():
     return batches
 
 
-def build(features=False):
+def build(features=False, clip=False):
     keras.utils.set_random_seed(42)
     teacher = build_transformer(V, 8, 1, 2, 16, 32, dropout=0.0)
     student = build_transformer(V, 8, 1, 2, 8, 16, dropout=0.0)
@@ -48,7 +48,10 @@ def build(features=False):
     if features:
         terms = {"hidden_weight": 0.5, "attention_weight": 0.5, "value_weight": 0.5}
     distiller = Distiller(teacher, student, alpha=0.5, temperature=2.0, **terms)
-    distiller.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5))
+    # With `clip`, a norm bound every step's gradients exceed: the clip must act on the
+    # global gradient, as on one device.
+    optimizer = keras.optimizers.SGD(learning_rate=0.5, clipnorm=0.05 if clip else None)
+    distiller.compile(optimizer=optimizer)
     return distiller
 
 
@@ -58,11 +61,11 @@ def stacked(batches):
 
 
 def main(mode, output):
-    mode, _, extra = mode.partition("+")
-    features = extra == "features"
+    mode, *extras = mode.split("+")
+    features, clip = "features" in extras, "clip" in extras
     batches = global_batches()
     if mode == "single":
-        distiller = build(features)
+        distiller = build(features, clip)
         x, y = stacked(batches)
         history = distiller.fit(x, y, batch_size=GLOBAL_BATCH, shuffle=False, verbose=0)
     else:
@@ -75,7 +78,7 @@ def main(mode, output):
         else:
             strategy = tf.distribute.MultiWorkerMirroredStrategy()
         with strategy.scope():
-            distiller = build(features)
+            distiller = build(features, clip)
         x, y = stacked(batches)
         replicas = strategy.num_replicas_in_sync
         per_replica = GLOBAL_BATCH // replicas

@@ -83,6 +83,20 @@ def test_feature_terms_under_mirrored_strategy_match_single_device(tmp_path):
     assert_same_training(run, reference)
 
 
+def test_clipped_gradients_under_mirrored_strategy_match_single_device(tmp_path):
+    """Keras clips each replica's gradient before summing them; the Distiller clips the
+    global gradient, as one device does (clipnorm 0.05 acts on every step here)."""
+    single = tmp_path / "single.npz"
+    finish(run_worker("single+clip", single))
+    mirrored = tmp_path / "mirrored.npz"
+    finish(run_worker("mirrored+clip", mirrored))
+    reference = weights(single)
+    assert_same_training(weights(mirrored), reference)
+    unclipped = tmp_path / "unclipped.npz"
+    finish(run_worker("single", unclipped))
+    assert not np.allclose(weights(unclipped)[1][0], reference[1][0], atol=1e-4)  # it acted
+
+
 def weights_without_features(tmp_path):
     output = tmp_path / "plain.npz"
     finish(run_worker("single", output))

@@ -561,7 +561,7 @@ class Distiller(keras.Model):
             feature_loss, feature_terms = self._feature_loss(student_features, teacher_features)
             scaled = self.optimizer.scale_loss(loss + feature_loss)
         variables = self.student.trainable_variables + self.distillation_variables
-        gradients = tape.gradient(scaled, variables)
+        gradients = self._clipped_across_replicas(tape.gradient(scaled, variables))
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
         self._update_trackers(*sums, feature_terms)
         return self._step_results(x, y, student_logits, mask)
@@ -581,6 +581,68 @@ class Distiller(keras.Model):
         _, feature_terms = self._feature_loss(student_features, teacher_features)
         self._update_trackers(*sums, feature_terms)
         return self._step_results(x, y, student_logits, mask)
+
+    def _clipped_across_replicas(self, gradients):
+        """With several replicas and a clipping optimizer, the clipped *global* gradient
+        (divided by the replica count), so that training equals one device's.
+
+        Keras clips each replica's gradient (clipnorm / global_clipnorm / clipvalue) before
+        it sums them across replicas, which is not the single-device result whenever the
+        clip acts. Here the replicas' gradients are summed first and clipped as Keras
+        clips one device's, with TensorFlow's norms: a sparse (IndexedSlices) gradient's
+        norm is that of its slices, so across replicas the root of the summed squares of
+        every replica's slices. Each replica then hands on 1/N of the result, which Keras'
+        own clip leaves alone (N times below its bounds) and its sum across replicas
+        restores. clipvalue clips the summed gradient element-wise (one device clips a
+        sparse gradient's slices before repeated rows add up: equal unless the batch
+        repeats a token). Costs one more all-reduce per step. Left to Keras under loss
+        scaling (mixed_float16), whose clip acts after unscaling.
+        """
+        optimizer = self.optimizer
+        context = tf.distribute.get_replica_context()
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        clipnorm = getattr(optimizer, "clipnorm", None)
+        global_clipnorm = getattr(optimizer, "global_clipnorm", None)
+        clipvalue = getattr(optimizer, "clipvalue", None)
+        if (
+            replicas == 1
+            or context is None
+            or not (clipnorm or global_clipnorm or clipvalue)
+            or isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        ):
+            return gradients
+        present = [i for i, g in enumerate(gradients) if g is not None]
+        local = [gradients[i] for i in present]
+        squares = [
+            tf.reduce_sum(tf.square(g.values)) if isinstance(g, tf.IndexedSlices) else None
+            for g in local
+        ]
+        sparse = [i for i, sq in enumerate(squares) if sq is not None]
+        dense = [tf.convert_to_tensor(g) for g in local]
+        total = context.all_reduce(tf.distribute.ReduceOp.SUM, dense)
+        if sparse:
+            summed = context.all_reduce(tf.distribute.ReduceOp.SUM, [squares[i] for i in sparse])
+            squares = list(squares)
+            for i, value in zip(sparse, summed, strict=True):
+                squares[i] = value
+        squares = [
+            tf.reduce_sum(tf.square(g)) if sq is None else sq
+            for g, sq in zip(total, squares, strict=True)
+        ]
+        if clipnorm:
+            total = [
+                g * clipnorm / tf.maximum(tf.sqrt(sq), clipnorm)
+                for g, sq in zip(total, squares, strict=True)
+            ]
+        elif global_clipnorm:
+            norm = tf.sqrt(tf.add_n(squares))
+            total = [g * global_clipnorm / tf.maximum(norm, global_clipnorm) for g in total]
+        else:
+            total = [tf.clip_by_value(g, -clipvalue, clipvalue) for g in total]
+        found = list(gradients)
+        for i, g in zip(present, total, strict=True):
+            found[i] = g / float(replicas)
+        return found
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras 3.15 builds a distributed model from `strategy.reduce("MEAN", first_batch)`,

@@ -137,3 +137,38 @@ def distributed(train, *args, **kwargs):
     with scope():
         trained = train(*args, **kwargs)
     return dataclasses.replace(trained, model=local_copy(trained.model))
+
+
+def split_global_batches(dataset):
+    """`dataset` (of global batches) distributed so that each global batch is split into
+    one contiguous piece per replica, in replica order: replica k of N takes rows
+    [k*B/N, (k+1)*B/N) of a batch of B (partial batches too). Every worker reads the whole
+    dataset and keeps its own replicas' pieces, so a step sees exactly the global batch one
+    process would (tf.distribute's own sharding of a multi-worker input does not promise
+    that). The dataset itself when no strategy is active."""
+    if _active is None:
+        return dataset
+    import tensorflow as tf
+
+    pieces = int(_active.num_replicas_in_sync)
+
+    def dataset_fn(context):
+        workers, worker = context.num_input_pipelines, context.input_pipeline_id
+        local = pieces // workers
+        mine = range(worker * local, (worker + 1) * local)
+
+        def split(*batch):
+            size = tf.shape(tf.nest.flatten(batch)[-1])[0]
+            parts = None
+            for k in mine:
+                start, stop = (k * size) // pieces, ((k + 1) * size) // pieces
+                part = tf.data.Dataset.from_tensors(
+                    tf.nest.map_structure(lambda t, a=start, b=stop: t[a:b], batch)
+                )
+                parts = part if parts is None else parts.concatenate(part)
+            return parts
+
+        return dataset.flat_map(split).prefetch(2)
+
+    options = tf.distribute.InputOptions(experimental_fetch_to_device=False)
+    return _active.distribute_datasets_from_function(dataset_fn, options)

@@ -15,6 +15,7 @@ import shutil
 import keras
 import numpy as np
 
+from tf_distill import distribution
 from tf_distill import run_dir as run_dir_lib
 from tf_distill.config import resolve_jit_compile
 
@@ -360,9 +361,9 @@ def fit_model(
         # uninterrupted run would.
         epoch_passes = train_ds.repeat().skip(initial_epoch * steps)
         trainer.fit(
-            epoch_passes,
+            distribution.split_global_batches(epoch_passes),
             steps_per_epoch=steps,
-            validation_data=valid_ds,
+            validation_data=distribution.split_global_batches(valid_ds),
             epochs=epochs,
             initial_epoch=initial_epoch,
             callbacks=callbacks,
