@@ -5,7 +5,8 @@
 MODE is `single` (default strategy), `mirrored` (MirroredStrategy over two logical CPUs) or
 `multi_worker` (MultiWorkerMirroredStrategy; TF_CONFIG names this worker), optionally with
 `+features` (hidden-state, attention and value-relation terms on, with projections) and
-`+clip` (an optimizer clipnorm that acts every step). Every mode
+`+clip` (an optimizer clipnorm that acts every step) and `+split` (the batches split by
+`tf_distill.distribution.split_global_batches`, as the pipeline does). Every mode
 trains the same student on the same global batches and saves its final weights, so the
 test can check that distribution changes nothing but the speed.
 """
@@ -20,7 +21,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tf_distill import Distiller, build_transformer  # noqa: E402
+from tf_distill import Distiller, build_transformer, distribution  # noqa: E402
 
 V, GLOBAL_BATCH, STEPS = 24, 8, 3
 
@@ -63,6 +64,7 @@ def stacked(batches):
 def main(mode, output):
     mode, *extras = mode.split("+")
     features, clip = "features" in extras, "clip" in extras
+    pipeline_split = "split" in extras
     batches = global_batches()
     if mode == "single":
         distiller = build(features, clip)
@@ -96,8 +98,16 @@ def main(mode, output):
             )
             return dataset.unbatch().batch(per_replica)
 
-        options = tf.distribute.InputOptions(experimental_fetch_to_device=False)
-        dataset = strategy.distribute_datasets_from_function(dataset_fn, options)
+        if pipeline_split:
+            # As the pipeline does: a repeated dataset of the global batches, split by
+            # tf_distill.distribution (and nothing consumed by Keras' symbolic build).
+            distribution.use(strategy)
+            dataset = distribution.split_global_batches(
+                tf.data.Dataset.from_tensor_slices((x, y)).batch(GLOBAL_BATCH).repeat()
+            )
+        else:
+            options = tf.distribute.InputOptions(experimental_fetch_to_device=False)
+            dataset = strategy.distribute_datasets_from_function(dataset_fn, options)
         history = distiller.fit(dataset, steps_per_epoch=STEPS, verbose=0)
     weights = distiller.student.get_weights()
     weights += [np.asarray(v) for v in distiller.distillation_variables]

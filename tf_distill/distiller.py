@@ -645,24 +645,23 @@ class Distiller(keras.Model):
         return found
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras 3.15 builds a distributed model from `strategy.reduce("MEAN", first_batch)`,
-        # which MultiWorkerMirroredStrategy cannot do for nested (dict) inputs ("Attempt to
-        # convert a value ({'encoder_token_ids': PerReplica...}) ... to a Tensor"). The build
-        # only needs shapes and dtypes, so use the first local replica's batch instead.
+        # Keras 3.15 builds a distributed model from `next()` of the training iterator,
+        # which (with steps_per_epoch, where Keras keeps one iterator across epochs) loses
+        # that first batch: a distributed fit then trains on the batches one process
+        # would, shifted by one. It also averages that batch across replicas, which
+        # MultiWorkerMirroredStrategy cannot do for dict inputs. The build only needs
+        # shapes and dtypes: take them from the dataset's element spec instead.
         strategy = self._distribute_strategy
         if strategy is None or iterator is None or data_batch is not None:
             return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-        for _, _, batches in iterator:
-            data_batch = next(batches)
-            break
-        data_batch = tf.nest.map_structure(
-            lambda v: (
-                strategy.experimental_local_results(v)[0]
-                if isinstance(v, tf.distribute.DistributedValues)
-                else v
-            ),
-            data_batch,
-        )
+        spec = iterator._distributed_dataset.element_spec
+
+        def placeholder(value_spec):
+            value_spec = getattr(value_spec, "_value_specs", [value_spec])[0]  # PerReplicaSpec
+            shape = [1 if size is None else size for size in value_spec.shape]
+            return tf.zeros(shape, value_spec.dtype)
+
+        data_batch = tf.nest.map_structure(placeholder, spec)
         with strategy.scope():
             self._symbolic_build(data_batch=data_batch)
 
