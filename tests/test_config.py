@@ -110,6 +110,7 @@ def test_configs_shipped_with_the_repo_are_valid(tmp_path):
         ({"distillation": {"hidden_loss": "l1"}}, "distillation.hidden_loss must be 'mse' or"),
         ({"distillation": {"feature_cache_mb": -1}}, "distillation.feature_cache_mb must be >= 0"),
         ({"training": {"mixed_precision": "bf16"}}, "training.mixed_precision must be one of"),
+        ({"training": {"distribution": "tpu"}}, "training.distribution must be one of"),
         (
             {"distillation": {"encoder_layer_map": [1]}},
             "encoder_layer_map is set but no feature term is on",
