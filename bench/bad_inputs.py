@@ -151,6 +151,11 @@ def cases(work):
         None,
     )  # fmt: skip
     yield (
+        "multi_worker without TF_CONFIG",
+        [*train, "--config", cfg("r.json", with_("training", distribution="multi_worker"))],
+        None,
+    )
+    yield (
         "classify: no such model",
         ["-m", "tf_distill", "classify", "--model", str(work / "none"), "hello"],
         None,

@@ -191,3 +191,52 @@ def test_two_worker_pipeline_gives_the_single_process_report(tmp_path):
         assert report[role]["steps"] == reference[role]["steps"]
         assert report[role]["precision"] == "float32"
     assert (tmp_path / "multi" / "export" / "export.json").exists()
+
+
+def test_killed_workers_resume_from_the_chiefs_checkpoints(tmp_path):
+    """Both workers killed once the teacher is saved (mid-baseline); restarted with
+    --resume, the second worker copies the chief's run directory, both reuse the teacher
+    and the run finishes with the steps an uninterrupted run takes."""
+    import hashlib
+    import signal
+    import time
+
+    config = str(ROOT / "tests" / "configs" / "pipeline_tiny.json")
+    out = tmp_path / "run"
+    args = ["--config", config, "--set", "teacher.dropout=0", "--set", "training.epochs=2"]
+    args += ["--set", "export.enabled=false", "--output-dir", str(out)]
+
+    def start(extra=()):
+        ports = free_ports(2)
+        cluster = {"worker": [f"localhost:{p}" for p in ports]}
+        return [
+            train_process(
+                [*args, *extra],
+                env={
+                    "TF_CONFIG": json.dumps(
+                        {"cluster": cluster, "task": {"type": "worker", "index": i}}
+                    )
+                },
+            )
+            for i in range(2)
+        ]
+
+    workers = start()
+    teacher = out / "teacher.keras"
+    deadline = time.time() + 900
+    while not (teacher.exists() and (out / "state" / "baseline").exists()):
+        assert time.time() < deadline and all(w.poll() is None for w in workers)
+        time.sleep(0.5)
+    time.sleep(1.0)
+    for worker in workers:
+        worker.send_signal(signal.SIGKILL)
+        worker.communicate()
+    assert not (out / "report.json").exists()
+    saved = hashlib.sha256(teacher.read_bytes()).hexdigest()
+    workers = start(["--resume"])
+    outputs = [w.communicate(timeout=1500)[0] for w in workers]
+    for worker, output in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, output[-4000:]
+    assert hashlib.sha256(teacher.read_bytes()).hexdigest() == saved  # not trained again
+    report = json.loads((out / "report.json").read_text())
+    assert report["baseline"]["steps"] == report["student"]["steps"] == 44
