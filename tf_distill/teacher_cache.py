@@ -38,6 +38,25 @@ from tf_distill.distiller import (
 _LOG = logging.getLogger(__name__)
 
 
+def _numbered_batches(
+    pairs, source_tokenizer, target_tokenizer, max_sequence_length, bucket_lengths, batch_size
+):
+    """`(dataset, width)`: the pairs' batches in the student's length buckets, unshuffled,
+    each input dict with a "row" column (the pair's index), and the widest bucket."""
+    width = int(bucket_lengths[-1]) if bucket_lengths else int(max_sequence_length)
+    dataset = make_seq2seq_dataset(
+        pairs,
+        source_tokenizer,
+        target_tokenizer,
+        batch_size=batch_size,
+        max_sequence_length=max_sequence_length,
+        bucket_lengths=bucket_lengths,
+        shuffle=False,
+        extra_columns={"row": np.arange(len(pairs), dtype="int64")},
+    )
+    return dataset, width
+
+
 def teacher_top_k(
     teacher,
     pairs,
@@ -79,16 +98,8 @@ def teacher_top_k(
     teachers = list(teacher) if isinstance(teacher, list | tuple) else [teacher]
     vocab = int(teachers[0].outputs[0].shape[-1])
     k = min(int(k), vocab)
-    width = int(bucket_lengths[-1]) if bucket_lengths else int(max_sequence_length)
-    dataset = make_seq2seq_dataset(
-        pairs,
-        source_tokenizer,
-        target_tokenizer,
-        batch_size=batch_size,
-        max_sequence_length=max_sequence_length,
-        bucket_lengths=bucket_lengths,
-        shuffle=False,
-        extra_columns={"row": np.arange(len(pairs), dtype="int64")},
+    dataset, width = _numbered_batches(
+        pairs, source_tokenizer, target_tokenizer, max_sequence_length, bucket_lengths, batch_size
     )
 
     @tf.function(reduce_retracing=True)
@@ -193,16 +204,8 @@ def teacher_features(
     """
     _check_distiller(distiller, dtype)
     pairs = list(pairs)
-    width = int(bucket_lengths[-1]) if bucket_lengths else int(max_sequence_length)
-    dataset = make_seq2seq_dataset(
-        pairs,
-        source_tokenizer,
-        target_tokenizer,
-        batch_size=batch_size,
-        max_sequence_length=max_sequence_length,
-        bucket_lengths=bucket_lengths,
-        shuffle=False,
-        extra_columns={"row": np.arange(len(pairs), dtype="int64")},
+    dataset, width = _numbered_batches(
+        pairs, source_tokenizer, target_tokenizer, max_sequence_length, bucket_lengths, batch_size
     )
     batches = (inputs for inputs, _ in dataset)
     return _collect(distiller, batches, len(pairs), width, dtype, int(dataset.cardinality()))
