@@ -266,9 +266,10 @@ def load_trained(role, run_dir):
 
 def model_precision(model):
     """The dtype policy `model`'s layers compute in: "float32", or the mixed policy some
-    of them use (the logits layer of a mixed model stays float32)."""
+    of them use (the logits layer of a mixed model stays float32). Layers of other
+    policies (a keras-hub preprocessor's int32 / string tokenizer) do not count."""
     names = {layer.dtype_policy.name for layer in [model, *model._flatten_layers()]}
-    mixed = sorted(names - {"float32"})
+    mixed = sorted(name for name in names if name.startswith("mixed_"))
     return mixed[0] if mixed else "float32"
 
 

@@ -69,3 +69,13 @@ def test_each_model_reads_its_own_ids_and_the_loss_matches_numpy(setup):
     distiller.fit(dataset, epochs=1, verbose=0)
     for a, b in zip(before, teacher.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)  # the teacher stays frozen
+
+
+def test_a_float32_hub_teacher_is_kept_as_it_is(setup):
+    """Its preprocessor's int32 / string layers are not a mixed policy: the run keeps the
+    keras-hub model itself (a clone would lose its backbone and preprocessor)."""
+    from tf_distill.training import float32_copy, model_precision
+
+    teacher = setup[0]
+    assert model_precision(teacher) == "float32"
+    assert float32_copy(teacher) is teacher
