@@ -19,12 +19,14 @@ Usage:
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
 import statistics
 import sys
 import time
+import types
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -32,8 +34,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tf_distill import Distiller, build_transformer  # noqa: E402
+from tf_distill import Distiller  # noqa: E402
 from tf_distill import config as config_lib  # noqa: E402
+from tf_distill.pipeline import model_stages  # noqa: E402
 
 
 def batches(config, count, length, seed=0):
@@ -50,21 +53,13 @@ def batches(config, count, length, seed=0):
 
 
 def build(config, role, policy):
-    m = config.teacher if role == "teacher" else config.student
+    """The pipeline's own model of `role` (`model_stages.build_model`) under `policy`."""
+    vocabulary = types.SimpleNamespace(vocabulary_size=config.tokenizer.vocabulary_size)
+    tokenizers = types.SimpleNamespace(source=vocabulary, target=vocabulary)
+    training = dataclasses.replace(config.training, mixed_precision=policy)
     keras.utils.set_random_seed(0)
-    return build_transformer(
-        vocabulary_size=config.tokenizer.vocabulary_size,
-        max_sequence_length=config.training.max_sequence_length + 1,
-        num_layers=m.num_layers,
-        num_heads=m.num_heads,
-        hidden_dim=m.hidden_dim,
-        intermediate_dim=m.intermediate_dim,
-        dropout=m.dropout,
-        num_encoder_layers=m.num_encoder_layers,
-        num_decoder_layers=m.num_decoder_layers,
-        tie_embeddings=m.tie_embeddings,
-        dtype=None if policy == "float32" else policy,
-        name=role,
+    return model_stages.build_model(
+        dataclasses.replace(config, training=training), role, tokenizers
     )
 
 

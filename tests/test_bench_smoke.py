@@ -15,10 +15,10 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CASES = ("teacher training", "student training", "distillation", "peer distillation")
 
 
-def run_quick(script, output):
-    """Runs `bench/<script> --quick --output <output>` on the CPU; returns the process."""
+def run_bench(script, output, *args):
+    """Runs `bench/<script> <args> --output <output>` on the CPU; returns the process."""
     result = subprocess.run(
-        [sys.executable, os.path.join(REPO_ROOT, "bench", script), "--quick"]
+        [sys.executable, os.path.join(REPO_ROOT, "bench", script), *args]
         + ["--output", str(output)],
         cwd=REPO_ROOT,
         capture_output=True,
@@ -28,6 +28,11 @@ def run_quick(script, output):
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     return result
+
+
+def run_quick(script, output):
+    """Runs `bench/<script> --quick --output <output>`; returns the process."""
+    return run_bench(script, output, "--quick")
 
 
 @pytest.mark.slow
@@ -72,17 +77,8 @@ def test_distill_ab_quick_runs(tmp_path):
 def test_mixed_precision_bench_runs(tmp_path):
     output = tmp_path / "mp.json"
     config = os.path.join(REPO_ROOT, "tests", "configs", "pipeline_tiny.json")
-    result = subprocess.run(
-        [sys.executable, os.path.join(REPO_ROOT, "bench", "mixed_precision.py")]
-        + ["--config", config, "--steps", "1", "--repeats", "1", "--length", "8"]
-        + ["--output", str(output)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    run_bench("mixed_precision.py", output, "--config", config, "--steps", "1",
+              "--repeats", "1", "--length", "8")  # fmt: skip
     rows = json.loads(output.read_text())["rows"]
     assert {(r["case"], r["policy"]) for r in rows} == {
         (case, policy)
