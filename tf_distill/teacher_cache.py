@@ -90,24 +90,11 @@ def teacher_top_k(
         bucket length are 0 (padding, which the loss masks). Give it as `extra_columns`
         to `make_seq2seq_dataset` with the same pairs in the same order.
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"`k` must be an integer >= 1. Received: k={k!r}.")
-    if not float(temperature) > 0:
-        raise ValueError(f"`temperature` must be positive. Received: {temperature!r}.")
+    top, k = _top_k_function(teacher, k, temperature)
     pairs = list(pairs)
-    teachers = list(teacher) if isinstance(teacher, list | tuple) else [teacher]
-    vocab = int(teachers[0].outputs[0].shape[-1])
-    k = min(int(k), vocab)
     dataset, width = _numbered_batches(
         pairs, source_tokenizer, target_tokenizer, max_sequence_length, bucket_lengths, batch_size
     )
-
-    @tf.function(reduce_retracing=True)
-    def top(inputs):
-        members = [tf.cast(t(inputs, training=False), tf.float32) for t in teachers]
-        logits = losses.ensemble_logits(members, temperature)
-        values, ids = tf.math.top_k(tf.nn.log_softmax(logits / float(temperature)), k=k)
-        return ids, values
 
     top_ids = np.zeros((len(pairs), width, k), dtype="int32")
     top_log_probs = np.zeros((len(pairs), width, k), dtype="float32")
@@ -127,6 +114,65 @@ def teacher_top_k(
         TEACHER_TOP_LOG_PROBS: top_log_probs,
         TEACHER_TEMPERATURE: np.full((len(pairs),), temperature, "float32"),
     }
+
+
+def _top_k_function(teacher, k, temperature):
+    """`(top, k)`: `top(inputs)` gives the teacher's (or ensemble's) top-k token ids and
+    log probabilities at `temperature`, a `tf.function`; `k` capped at the vocabulary."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"`k` must be an integer >= 1. Received: k={k!r}.")
+    if not float(temperature) > 0:
+        raise ValueError(f"`temperature` must be positive. Received: {temperature!r}.")
+    teachers = list(teacher) if isinstance(teacher, list | tuple) else [teacher]
+    vocab = int(teachers[0].outputs[0].shape[-1])
+    k = min(int(k), vocab)
+
+    @tf.function(reduce_retracing=True)
+    def top(inputs):
+        members = [tf.cast(t(inputs, training=False), tf.float32) for t in teachers]
+        logits = losses.ensemble_logits(members, temperature)
+        values, ids = tf.math.top_k(tf.nn.log_softmax(logits / float(temperature)), k=k)
+        return ids, values
+
+    return top, k
+
+
+def teacher_top_k_shards(teacher, examples, directory, k, temperature=1.0, batch_size=128):
+    """`teacher_top_k` for a corpus in shards (`tf_distill.data.shards`), written to disk:
+    shards in `directory` holding every example of `examples` with the teacher's top-k
+    ids and log probabilities added, resumable chunk by chunk; memory holds one batch.
+
+    Returns:
+        `ShardedExamples` whose `shard_dataset` batches carry the columns
+        `teacher_top_k`'s do ("teacher_top_ids", "teacher_top_log_probs" and the
+        constant "teacher_temperature"), cut to each batch's length.
+    """
+    from tf_distill.data import shards
+
+    top, k = _top_k_function(teacher, k, temperature)
+
+    def compute(inputs):
+        ids, values = top(
+            {
+                "encoder_token_ids": tf.constant(inputs["encoder_token_ids"]),
+                "decoder_token_ids": tf.constant(inputs["decoder_token_ids"]),
+            }
+        )
+        return {TEACHER_TOP_IDS: ids.numpy(), TEACHER_TOP_LOG_PROBS: values.numpy()}
+
+    return shards.map_shards(
+        examples,
+        directory,
+        (
+            shards.Column(TEACHER_TOP_IDS, "int32", (None, k)),
+            shards.Column(TEACHER_TOP_LOG_PROBS, "float32", (None, k)),
+        ),
+        compute,
+        batch_size=batch_size,
+        identity={"top_k": k, "temperature": float(temperature)},
+        constants={TEACHER_TEMPERATURE: float(temperature)},
+        what="teacher outputs (on disk)",
+    )
 
 
 _MAP_KINDS = ("self_attention", "cross_attention")

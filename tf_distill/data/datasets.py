@@ -74,21 +74,10 @@ def make_seq2seq_dataset(
     if not pairs:
         raise DataError("Cannot make a dataset from no pairs: `pairs` is empty.")
     buckets = _check(batch_size, max_sequence_length, bucket_lengths)
-    sources = source_tokenizer.tokenize([source for source, _ in pairs])
-    targets = target_tokenizer.tokenize([target for _, target in pairs])
-    limit = max_sequence_length
-
     width = buckets[-1]
-    encoder, encoder_lengths = _pad(sources, limit, width)
-    target_ids, target_lengths = _pad(targets, limit, width)
-    decoder = np.zeros_like(target_ids)
-    decoder[:, 0] = target_tokenizer.start_id
-    decoder[:, 1:limit] = target_ids[:, : limit - 1]
-    labels = target_ids
-    room = np.flatnonzero(target_lengths < limit)  # rows not cut short get [END]
-    labels[room, target_lengths[room]] = target_tokenizer.end_id
-    lengths = np.maximum(encoder_lengths, np.minimum(target_lengths + 1, limit))
-    columns = {"encoder_token_ids": encoder, "decoder_token_ids": decoder, "targets": labels}
+    columns, lengths = seq2seq_columns(
+        pairs, source_tokenizer, target_tokenizer, max_sequence_length, width
+    )
     length_axes = {name: (1,) for name in columns}
     for name, values in (extra_columns or {}).items():
         values = np.asarray(values)
@@ -117,6 +106,38 @@ def make_seq2seq_dataset(
         _split_seq2seq,
         length_axes,
     )
+
+
+SEQ2SEQ_COLUMNS = ("encoder_token_ids", "decoder_token_ids", "targets")
+
+
+def seq2seq_columns(
+    pairs, source_tokenizer, target_tokenizer, max_sequence_length, width, uncut=False
+):
+    """The token id arrays of `pairs` as `make_seq2seq_dataset` batches them, before the
+    length buckets: `({"encoder_token_ids", "decoder_token_ids", "targets"}: int32 (N,
+    width), lengths int64 (N,))`, a pair's length being its longer side (its bucket).
+    `uncut=True` adds the sources' and targets' token counts before any cut (two more
+    int64 (N,) arrays)."""
+    sources = source_tokenizer.tokenize([source for source, _ in pairs])
+    targets = target_tokenizer.tokenize([target for _, target in pairs])
+    limit = max_sequence_length
+    encoder, encoder_lengths = _pad(sources, limit, width)
+    target_ids, target_lengths = _pad(targets, limit, width)
+    if uncut:
+        uncut = (
+            np.fromiter((len(r) for r in sources), np.int64, len(sources)),
+            np.fromiter((len(r) for r in targets), np.int64, len(targets)),
+        )
+    decoder = np.zeros_like(target_ids)
+    decoder[:, 0] = target_tokenizer.start_id
+    decoder[:, 1:limit] = target_ids[:, : limit - 1]
+    labels = target_ids
+    room = np.flatnonzero(target_lengths < limit)  # rows not cut short get [END]
+    labels[room, target_lengths[room]] = target_tokenizer.end_id
+    lengths = np.maximum(encoder_lengths, np.minimum(target_lengths + 1, limit))
+    columns = {"encoder_token_ids": encoder, "decoder_token_ids": decoder, "targets": labels}
+    return (columns, lengths, *uncut) if uncut else (columns, lengths)
 
 
 def make_classification_dataset(
@@ -310,6 +331,27 @@ def _bucketed(
         datasets.append(dataset.batch(batch_size, drop_remainder=drop_remainder))
         full, rest = divmod(rows.size, batch_size)
         batch_counts.append(full + (0 if drop_remainder or rest == 0 else 1))
+    return mix_buckets(
+        datasets, batch_counts, batch_size, shuffle, seed, repeat, drop_remainder, split
+    )
+
+
+def mix_buckets(
+    datasets,
+    batch_counts,
+    batch_size,
+    shuffle,
+    seed,
+    repeat,
+    drop_remainder,
+    split,
+    exact_counts=True,
+):
+    """One dataset of the buckets' batched datasets (`batch_counts` batches each):
+    shuffled, the batches of all buckets in a random order, each bucket in proportion to
+    its size, a new order every pass; else bucket after bucket. Then `split` maps each
+    batch to `(inputs, labels)`. `exact_counts=False`: the counts are estimates, used as
+    weights only (the dataset's cardinality is left unknown)."""
     if sum(batch_counts) == 0:
         raise DataError(
             f"No full batch of {batch_size}: every bucket has fewer examples. Use a smaller "
@@ -318,8 +360,6 @@ def _bucketed(
     if len(datasets) == 1:
         dataset = datasets[0]
     elif shuffle:
-        # Batches of all buckets in a random order, each bucket in proportion to its size;
-        # a new order every epoch.
         weights = [count / sum(batch_counts) for count in batch_counts]
         dataset = tf.data.Dataset.sample_from_datasets(
             datasets,
@@ -334,7 +374,7 @@ def _bucketed(
             dataset = dataset.concatenate(other)
     if repeat:
         dataset = dataset.repeat()
-    else:
+    elif exact_counts:
         # The batch count is known; saying so gives `fit` a step count for its progress
         # output from the first epoch on, instead of "your input ran out of data".
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(sum(batch_counts)))
