@@ -173,6 +173,16 @@ class RunResult:
         }
 
 
+def _streaming_note(data):
+    if not data.get("streaming"):
+        return ""
+    return (
+        " Streamed (data.streaming): split by a hash of each source, the training pairs "
+        "tokenized into TFRecord shards, the tokenizer learned from "
+        f"{data['tokenizer_sample']:,} sampled training pairs."
+    )
+
+
 def write_report(run_dir, result):
     """Writes report.json, report.md and curves.png of `result` (a `RunResult`) into
     `run_dir` (a `tf_distill.run_dir.RunDirectory`); returns the report as a dict."""
@@ -186,6 +196,7 @@ def write_report(run_dir, result):
         f"Data: {report['data']['source']}, {report['data']['pairs']:,} pairs "
         f"(train {report['data']['train']:,}, valid {report['data']['valid']:,}, "
         f"test {report['data']['test']:,})."
+        + _streaming_note(report["data"])
         + _transfer_note(report["data"])
         + _truncation_note(report["data"], report["config"]),
         "",

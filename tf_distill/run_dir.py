@@ -183,6 +183,11 @@ class RunDirectory:
     def logs_dir(self, role):
         return self.path / "logs" / role
 
+    def shards_dir(self, name):
+        """`shards/<name>`: a corpus in TFRecord shards (`tf_distill.data.shards`): "train"
+        (the training pairs' token ids), "teacher_top_k" (with the teacher's outputs)."""
+        return self.path / "shards" / name
+
     def translations_file(self, name):
         """`teacher_translations.tsv` or `transfer_set.tsv`."""
         return self.path / f"{name}.tsv"

@@ -27,6 +27,15 @@ class DataConfig:
     valid_size: float = 0.05  # fraction (< 1) or count of pairs (a source's pairs stay together)
     test_size: float = 0.05
     seed: int = 0
+    # Corpora larger than memory (translation; tsv, parallel or synthetic data): the data is
+    # read as a stream, split by a hash of each source sentence, and the training pairs
+    # tokenized once, chunk_pairs at a time, into TFRecord shards in the run directory
+    # (resumable), read back through a shuffle buffer of shuffle_buffer pairs per length
+    # bucket; the teacher's top-k cache is written to shards too. The tokenizer trains on
+    # a random sample of tokenizer.sample_pairs training pairs.
+    streaming: bool = False
+    chunk_pairs: int = 50000
+    shuffle_buffer: int = 20000
     # Classification (task "classification"). The text and label columns of a tsv / csv
     # file, by 0-based index or by header name; header: the first row names the columns
     # (null: yes when a column is given by name); delimiter: null for "," in a .csv file
@@ -44,6 +53,7 @@ class DataConfig:
 class TokenizerConfig:
     vocabulary_size: int = 2000
     shared: bool = True  # one vocabulary for source and target
+    sample_pairs: int = 200000  # with data.streaming: training pairs the tokenizer learns from
 
 
 @dataclasses.dataclass

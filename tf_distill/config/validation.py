@@ -40,6 +40,8 @@ def validate(config):
             "'csv', 'tfds' or 'synthetic'.",
         )
     _check_data(config.data)
+    if config.data.streaming:
+        _check_streaming(config)
     if config.task == "classification":
         _check_classification(config)
     else:
@@ -122,6 +124,46 @@ def _check_data(data):
         data.max_sources is None or 0 < data.max_sources < 1 or data.max_sources >= 10,
         "data.max_sources must be a fraction in (0, 1), a count >= 10, or null for all. "
         f"Received: {data.max_sources}.",
+    )
+
+
+def _check_streaming(config):
+    """What `data.streaming` can do: translation of tsv / parallel / synthetic data, with
+    token-level distillation; the stages that need the whole corpus in memory are off."""
+    d, dist = config.data, config.distillation
+    off = "set data.streaming to false to use it, or remove it"
+    _check(
+        config.task == "translation",
+        "data.streaming is for translation; a classification corpus is read into memory. "
+        "Set data.streaming to false.",
+    )
+    _check(
+        d.source in ("tsv", "parallel", "synthetic"),
+        f"data.streaming reads data.source 'tsv', 'parallel' or 'synthetic', not {d.source!r}. "
+        "Write the corpus to a tsv file, or set data.streaming to false.",
+    )
+    for key in ("max_pairs", "max_sources"):
+        _check(
+            getattr(d, key) is None,
+            f"data.{key} does not apply with data.streaming (the stream is read whole): cut "
+            "the file instead, or set data.streaming to false.",
+        )
+    _check(
+        not dist.sequence_level,
+        "distillation.sequence_level needs the training sources in memory and does not run "
+        f"with data.streaming: {off}.",
+    )
+    _check(
+        dist.transfer_size is None and dist.transfer_path is None,
+        "A transfer set (distillation.transfer_size / transfer_path) does not run with "
+        "data.streaming: set both to null, or set data.streaming to false.",
+    )
+    for key, least in (("chunk_pairs", 100), ("shuffle_buffer", 1)):
+        value = getattr(d, key)
+        _check(value >= least, f"data.{key} must be >= {least}. Received: {value}.")
+    _check(
+        config.tokenizer.sample_pairs >= 100,
+        f"tokenizer.sample_pairs must be >= 100. Received: {config.tokenizer.sample_pairs}.",
     )
 
 

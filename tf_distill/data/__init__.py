@@ -14,7 +14,7 @@ from tf_distill.data.readers import (
     read_tfds,
     read_tsv,
 )
-from tf_distill.data.splits import Splits, split_pairs
+from tf_distill.data.splits import Splits, hash_split, split_pairs
 from tf_distill.data.synthetic import generate_corpus
 from tf_distill.data.tokenizer import SPECIAL_TOKENS, Tokenizer
 
@@ -44,6 +44,7 @@ __all__ = [
     "Splits",
     "Tokenizer",
     "generate_corpus",
+    "hash_split",
     "make_classification_dataset",
     "make_seq2seq_dataset",
     "read_classification_tsv",

@@ -6,6 +6,7 @@ empty file, bytes that are not UTF-8, a line with too few tab-separated columns,
 empty sentence. Blank lines are skipped in TSV files; surrounding whitespace is trimmed.
 """
 
+import itertools
 import os
 from typing import NamedTuple
 
@@ -89,13 +90,20 @@ def read_tsv(path, source_column=0, target_column=1, reverse=False):
             "`source_column` and `target_column` must differ. "
             f"Received: source_column={source_column}, target_column={target_column}"
         )
+    return list(iter_tsv(path, source_column, target_column, reverse))
+
+
+def iter_tsv(path, source_column=0, target_column=1, reverse=False):
+    """`read_tsv` as a stream: yields the pairs one by one, reading the file line by line
+    (a corpus larger than memory). The same checks, raised at the line they concern."""
+    for name, value in (("source_column", source_column), ("target_column", target_column)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"`{name}` must be a non-negative integer. Received: {name}={value!r}")
     need = max(source_column, target_column) + 1
-    pairs = []
     for number, columns in _columns(path, need, "source<TAB>target"):
         source = _sentence(columns[source_column], path, number, "source")
         target = _sentence(columns[target_column], path, number, "target")
-        pairs.append((target, source) if reverse else (source, target))
-    return pairs
+        yield (target, source) if reverse else (source, target)
 
 
 def _sentence(text, path, number, side):
@@ -116,24 +124,36 @@ def read_parallel(source_path, target_path):
         A list of `(source, target)` pairs. Lines blank in both files are skipped; a line
         blank in only one of them is an error (the files have slipped out of alignment).
     """
-    sources = [text for _, text in _lines(source_path)]
-    targets = [text for _, text in _lines(target_path)]
-    # A final newline is not an extra (blank) line.
-    for lines in (sources, targets):
-        while lines and not lines[-1].strip():
-            lines.pop()
-    for path, lines in ((source_path, sources), (target_path, targets)):
-        if not lines:
-            raise DataError(f"{located(os.fspath(path))}: the file is empty.")
-    if len(sources) != len(targets):
-        raise DataError(
-            f"{located(os.fspath(source_path))} has {len(sources)} lines but "
-            f"{located(os.fspath(target_path))} has {len(targets)}; parallel files must be "
-            "line-aligned."
-        )
-    pairs = []
-    for number, (source, target) in enumerate(zip(sources, targets, strict=True), start=1):
-        source, target = source.strip(), target.strip()
+    return list(iter_parallel(source_path, target_path))
+
+
+def iter_parallel(source_path, target_path):
+    """`read_parallel` as a stream: yields the pairs one by one, reading both files line
+    by line; a file that ends before the other (blank lines aside) is an error, raised
+    when the stream gets there."""
+    sources, targets = _lines(source_path), _lines(target_path)
+    seen = 0
+    for number, (source, target) in enumerate(
+        itertools.zip_longest(sources, targets, fillvalue=None), start=1
+    ):
+        if source is None or target is None:
+            longer = sources if source is None else targets
+            rest = [(source or target)[1], *(text for _, text in longer)]
+            while rest and not rest[-1].strip():  # a final newline is not an extra line
+                rest.pop()
+            if not rest:
+                continue
+            if number == 1:
+                empty = source_path if source is None else target_path
+                raise DataError(f"{located(os.fspath(empty))}: the file is empty.")
+            counts = {"source": number - 1, "target": number - 1}
+            counts["target" if source is None else "source"] += len(rest)
+            raise DataError(
+                f"{located(os.fspath(source_path))} has {counts['source']} lines but "
+                f"{located(os.fspath(target_path))} has {counts['target']}; parallel files "
+                "must be line-aligned."
+            )
+        source, target = source[1].strip(), target[1].strip()
         if not source and not target:
             continue
         if not source:
@@ -146,8 +166,10 @@ def read_parallel(source_path, target_path):
                 f"{located(os.fspath(target_path), number)}: the target sentence is empty "
                 f"(its source is {_preview(source)})."
             )
-        pairs.append((source, target))
-    return pairs
+        seen += 1
+        yield source, target
+    if not seen:
+        raise DataError(f"{located(os.fspath(source_path))}: the file is empty.")
 
 
 def read_tfds(name, split="train", data_dir=None, download=False, source_key=None, target_key=None):

@@ -1,5 +1,6 @@
 """Train / valid / test splits that never share a source sentence."""
 
+import hashlib
 import random
 from typing import NamedTuple
 
@@ -87,3 +88,15 @@ def _count(name, size, total):
     if size > total:
         raise DataError(f"`{name}`={size} pairs is larger than the data ({total} pairs).")
     return size
+
+
+def hash_split(source, valid_share, test_share, seed=0):
+    """ "train", "valid" or "test" for a pair with this source sentence, drawn from a hash
+    of the seed and the sentence: a split for a corpus read as a stream (no shuffle of the
+    whole), where every pair of one source lands in the same split and each split gets
+    about its share of the sources."""
+    digest = hashlib.blake2b(f"{seed}\t{source}".encode(), digest_size=8).digest()
+    draw = int.from_bytes(digest, "big") / 2.0**64
+    if draw < test_share:
+        return "test"
+    return "valid" if draw < test_share + valid_share else "train"

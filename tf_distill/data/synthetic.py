@@ -22,6 +22,7 @@ Example:
 3
 """
 
+import hashlib
 import random
 
 from tf_distill.data.synthetic_clauses import TENSES, VERB_POOLS, Clauses
@@ -202,20 +203,26 @@ def generate_corpus(num_pairs, seed=0, ambiguity=0.0):
         )
     if not 0.0 <= float(ambiguity) <= 1.0:
         raise ValueError(f"`ambiguity` must be between 0 and 1. Received: ambiguity={ambiguity!r}")
+    return list(iter_corpus(num_pairs, seed, ambiguity))
+
+
+def iter_corpus(num_pairs, seed=0, ambiguity=0.0):
+    """`generate_corpus` as a stream: yields the same pairs one by one. Memory grows only
+    by a set of 8-byte hashes of the pairs made so far (to keep them distinct)."""
     maker = SentenceMaker(random.Random(seed), random.Random(f"choices-{seed}"), float(ambiguity))
     seen = set()
-    pairs = []
-    attempts = 0
+    made = attempts = 0
     max_attempts = 10 * num_pairs + 1000
-    while len(pairs) < num_pairs:
+    while made < num_pairs:
         attempts += 1
         if attempts > max_attempts:
             raise ValueError(
-                f"Could only generate {len(pairs)} distinct pairs in {max_attempts} attempts; "
+                f"Could only generate {made} distinct pairs in {max_attempts} attempts; "
                 f"ask for fewer. Received: num_pairs={num_pairs}"
             )
         pair = maker.pair()
-        if pair not in seen:
-            seen.add(pair)
-            pairs.append(pair)
-    return pairs
+        key = hashlib.blake2b("\t".join(pair).encode(), digest_size=8).digest()
+        if key not in seen:
+            seen.add(key)
+            made += 1
+            yield pair

@@ -3,12 +3,15 @@ tf.data datasets and the fixed sentence sets that evaluation decodes."""
 
 import dataclasses
 import logging
+import random
 import shutil
+import time
 
 import numpy as np
 
 from tf_distill import data as data_lib
 from tf_distill import evaluation, transfer
+from tf_distill.data import DataError
 from tf_distill.errors import ConfigError
 from tf_distill.run_dir import read_dir, replace_dir
 
@@ -57,12 +60,107 @@ class PreparedData:
     splits: data_lib.Splits
     transfer_sources: list
     summary: dict  # source, pairs, train, valid, test (for the report)
+    tokenizer_sample: list = None  # a streamed corpus: the pairs the tokenizer learns from
+
+    @property
+    def tokenizer_pairs(self):
+        """The pairs the tokenizer learns from: the training split, or its sample."""
+        return self.splits.train if self.tokenizer_sample is None else self.tokenizer_sample
+
+
+def stream_pairs(config):
+    """The pairs named by `config.data`, as a stream read (or generated) anew each time."""
+    from tf_distill.data import readers, synthetic
+
+    d = config.data
+    if d.source == "synthetic":
+        return synthetic.iter_corpus(d.num_pairs, seed=d.seed, ambiguity=d.ambiguity)
+    if d.source == "tsv":
+        return readers.iter_tsv(d.path, d.source_column, d.target_column, d.reverse)
+    pairs = readers.iter_parallel(d.path, d.target_path)
+    return ((t, s) for s, t in pairs) if d.reverse else pairs
+
+
+class StreamedTrain:
+    """The training split of a corpus read as a stream (`data.streaming`): iterating reads
+    the data again and yields its training pairs in order; `len()` is their number."""
+
+    def __init__(self, config, shares, count):
+        self.config, self.shares, self.count = config, shares, count
+
+    def __len__(self):
+        return self.count
+
+    def __iter__(self):
+        d = self.config.data
+        for pair in stream_pairs(self.config):
+            if data_lib.hash_split(pair[0], *self.shares, seed=d.seed) == "train":
+                yield pair
+
+
+def prepare_streamed_data(config):
+    """`prepare_data` for a corpus larger than memory: one pass over the stream (two when
+    a split size is a count, which needs the total) keeps the valid and test pairs, counts
+    the training pairs and draws a uniform sample of `tokenizer.sample_pairs` of them for
+    the tokenizer. Splits come from a hash of each source sentence (`hash_split`), so their
+    sizes are close to, not exactly, what data.valid_size / test_size ask."""
+    d = config.data
+    sizes = (d.valid_size, d.test_size)
+    total = None
+    if any(size >= 1 for size in sizes):
+        total = d.num_pairs if d.source == "synthetic" else sum(1 for _ in stream_pairs(config))
+    shares = tuple(size if size < 1 else size / total for size in sizes)
+    rng = random.Random(d.seed)
+    capacity = config.tokenizer.sample_pairs
+    sample, held, train = [], {"valid": [], "test": []}, 0
+    start = last = time.perf_counter()
+    for number, pair in enumerate(stream_pairs(config), start=1):
+        split = data_lib.hash_split(pair[0], *shares, seed=d.seed)
+        if split != "train":
+            held[split].append(pair)
+            continue
+        train += 1
+        if len(sample) < capacity:  # reservoir sampling: each pair kept with equal odds
+            sample.append(pair)
+        else:
+            slot = rng.randrange(train)
+            if slot < capacity:
+                sample[slot] = pair
+        if time.perf_counter() - last > 30:
+            last = time.perf_counter()
+            _LOG.info(f"data: {number:,} pairs read, {last - start:.0f} s")
+    read = train + len(held["valid"]) + len(held["test"])
+    for name, pairs in (("train", train), *held.items()):
+        if not pairs:
+            raise DataError(
+                f"data.streaming: the {name} split is empty ({read} pairs read). Give more "
+                "data, or adjust data.valid_size / data.test_size."
+            )
+    splits = data_lib.Splits(StreamedTrain(config, shares, train), held["valid"], held["test"])
+    pairs = train + len(splits.valid) + len(splits.test)
+    _LOG.info(
+        f"{pairs} pairs streamed -> train {train}, valid {len(splits.valid)}, test "
+        f"{len(splits.test)}; the tokenizer learns from {len(sample)} of the training pairs"
+    )
+    summary = {
+        "source": d.source,
+        "pairs": pairs,
+        "train": train,
+        "valid": len(splits.valid),
+        "test": len(splits.test),
+        "streaming": True,
+        "tokenizer_sample": len(sample),
+    }
+    return PreparedData(splits, [], summary, tokenizer_sample=sample)
 
 
 def prepare_data(config, with_transfer=True):
     """Reads (or generates) the pairs and splits them; reads the transfer sources now, so
-    that a bad transfer file stops the run before anything trains."""
+    that a bad transfer file stops the run before anything trains. With data.streaming,
+    `prepare_streamed_data`."""
     d = config.data
+    if d.streaming:
+        return prepare_streamed_data(config)
     pairs = load_pairs(config)
     splits = data_lib.split_pairs(
         pairs, valid_size=_size(d.valid_size), test_size=_size(d.test_size), seed=d.seed
@@ -170,10 +268,11 @@ class Datasets:
     test: object
     options: dict  # tokenizers, batch_size, max_sequence_length, bucket_lengths
     train_pairs: int  # pairs in `train`
-    train_split: list  # those pairs, for a model that needs a training dataset of its own
+    train_split: object  # those pairs (a list, or ShardedExamples when streamed)
     valid_set: EvalSet  # the first `evaluation.valid_sentences` validation sources
     test_set: EvalSet
     truncation: dict  # training pairs cut by max_sequence_length (see `count_truncated`)
+    shuffle_buffer: int = 0  # per-bucket shuffle buffer of a streamed training split
 
 
 # The share of training pairs cut by max_sequence_length that earns a warning (the
@@ -221,12 +320,11 @@ def check_truncation(found, max_length, limit=0.25):
         _LOG.info(what)
 
 
-def make_datasets(config, splits, tokenizers):
+def make_datasets(config, splits, tokenizers, run_dir=None, resume=False):
     """The datasets and evaluation sets; refuses a max_sequence_length that cuts more
-    than a quarter of the training pairs."""
+    than a quarter of the training pairs. A streamed training split is tokenized into
+    shards in the run directory first (resumable)."""
     t = config.training
-    truncation = count_truncated(splits.train, tokenizers, t.max_sequence_length)
-    check_truncation(truncation, t.max_sequence_length, t.max_truncated_share)
     options = dict(
         source_tokenizer=tokenizers.source,
         target_tokenizer=tokenizers.target,
@@ -234,18 +332,72 @@ def make_datasets(config, splits, tokenizers):
         max_sequence_length=t.max_sequence_length,
         bucket_lengths=t.bucket_lengths,
     )
+    if isinstance(splits.train, StreamedTrain):
+        train_split = write_train_shards(config, splits.train, tokenizers, run_dir)
+        truncation = train_split.stats["truncation"]
+    else:
+        train_split = list(splits.train)
+        truncation = count_truncated(train_split, tokenizers, t.max_sequence_length)
+    check_truncation(truncation, t.max_sequence_length, t.max_truncated_share)
     max_length = t.max_sequence_length
     valid_set = eval_set(splits.valid, tokenizers.source, max_length)
-    return Datasets(
-        train=data_lib.make_seq2seq_dataset(splits.train, shuffle=True, seed=t.seed, **options),
+    datasets = Datasets(
+        train=None,
         valid=data_lib.make_seq2seq_dataset(splits.valid, shuffle=False, **options),
         test=data_lib.make_seq2seq_dataset(splits.test, shuffle=False, **options),
         options=options,
-        train_pairs=len(splits.train),
-        train_split=list(splits.train),
+        train_pairs=len(train_split),
+        train_split=train_split,
         valid_set=valid_set.head(config.evaluation.valid_sentences),
         test_set=eval_set(splits.test, tokenizers.source, max_length),
         truncation=truncation,
+        shuffle_buffer=config.data.shuffle_buffer,
+    )
+    datasets.train = training_dataset(datasets, train_split, t.seed)
+    return datasets
+
+
+def write_train_shards(config, train, tokenizers, run_dir):
+    """The streamed training pairs tokenized into `shards/train` of the run directory
+    (`tf_distill.data.shards`), chunk by chunk; a stopped run's finished chunks are kept
+    and skipped when it resumes."""
+    from tf_distill.data.shards import write_seq2seq_shards
+
+    t, d = config.training, config.data
+    _LOG.info(f"tokenizing {len(train):,} training pairs into shards, {d.chunk_pairs:,} at a time")
+    identity = {
+        "data": {k: v for k, v in dataclasses.asdict(d).items() if k != "shuffle_buffer"},
+        "train_pairs": len(train),
+    }
+    return write_seq2seq_shards(
+        train,
+        run_dir.shards_dir("train"),
+        tokenizers.source,
+        tokenizers.target,
+        t.max_sequence_length,
+        t.bucket_lengths,
+        chunk_pairs=d.chunk_pairs,
+        identity=identity,
+    )
+
+
+def training_dataset(datasets, pairs, seed, cache=None):
+    """A shuffled training dataset of `pairs` (a list, or `ShardedExamples`) with the
+    columns of `cache` (a dict of arrays, or shards holding the pairs and the columns)."""
+    from tf_distill.data.shards import ShardedExamples, shard_dataset
+
+    if isinstance(cache, ShardedExamples) or isinstance(pairs, ShardedExamples):
+        if isinstance(cache, dict):
+            raise ValueError("Shards take their cached columns as shards, not as arrays.")
+        return shard_dataset(
+            cache if cache is not None else pairs,
+            datasets.options["batch_size"],
+            shuffle=True,
+            seed=seed,
+            shuffle_buffer=datasets.shuffle_buffer,
+        )
+    return data_lib.make_seq2seq_dataset(
+        pairs, shuffle=True, seed=seed, extra_columns=cache, **datasets.options
     )
 
 

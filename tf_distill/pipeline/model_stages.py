@@ -12,11 +12,12 @@ from tf_distill import config as config_lib
 from tf_distill import data as data_lib
 from tf_distill import distribution
 from tf_distill.data import DataError
+from tf_distill.data.shards import ShardedExamples
 from tf_distill.distiller import Distiller
 from tf_distill.errors import ConfigError
 from tf_distill.initialization import init_from_teacher
 from tf_distill.models import build_transformer, seq2seq_parts
-from tf_distill.pipeline.data_stages import decode_length
+from tf_distill.pipeline.data_stages import decode_length, training_dataset
 from tf_distill.run_dir import read_note, write_text
 from tf_distill.sequence_kd import teacher_translations
 from tf_distill.teacher_cache import feature_cache_bytes, teacher_features
@@ -194,9 +195,7 @@ def _train_teacher(ctx, role, tokenizers, datasets, valid_bleu):
     trainer = Distiller(None, model, alpha=1.0, label_smoothing=t.teacher_label_smoothing)
     # A dataset of its own (made after the seed is set, like the students'): its
     # passes shuffle in an order fixed by the seed, whatever trained before it.
-    train_ds = data_lib.make_seq2seq_dataset(
-        datasets.train_split, shuffle=True, seed=t.seed, **datasets.options
-    )
+    train_ds = training_dataset(datasets, datasets.train_split, t.seed)
     return fit_model(
         role,
         trainer,
@@ -234,29 +233,32 @@ def _train_student(ctx, role, tokenizers, datasets, pairs, valid_bleu, teacher, 
         trainer = distiller_for(ctx.config, teacher, model)
         options = datasets.options
         width = (options.get("bucket_lengths") or [options["max_sequence_length"]])[-1]
-        features = cached_features(
-            ctx.config,
-            trainer,
-            len(pairs),
-            width,
-            lambda dtype: teacher_features(
+        features = None
+        if isinstance(pairs, ShardedExamples):
+            if getattr(trainer, "feature_weights", None):
+                _LOG.info("teacher features: run on every batch with data.streaming")
+        else:
+            features = cached_features(
+                ctx.config,
                 trainer,
-                pairs,
-                options["source_tokenizer"],
-                options["target_tokenizer"],
-                options["max_sequence_length"],
-                options.get("bucket_lengths"),
-                ctx.config.distillation.teacher_batch_size,
-                dtype,
-            ),
-        )
+                len(pairs),
+                width,
+                lambda dtype: teacher_features(
+                    trainer,
+                    pairs,
+                    options["source_tokenizer"],
+                    options["target_tokenizer"],
+                    options["max_sequence_length"],
+                    options.get("bucket_lengths"),
+                    ctx.config.distillation.teacher_batch_size,
+                    dtype,
+                ),
+            )
         if features:
             cache = {**(cache or {}), **features}
     # A dataset of its own, made after the seed is set: each sees its batches in the
     # same order whether or not other models trained before it in this process.
-    train_ds = data_lib.make_seq2seq_dataset(
-        pairs, shuffle=True, seed=t.seed, extra_columns=cache, **datasets.options
-    )
+    train_ds = training_dataset(datasets, pairs, t.seed, cache)
     epochs = t.epochs if role == "baseline" else (t.student_epochs or t.epochs)
     return fit_model(
         role,
@@ -381,15 +383,26 @@ def translate_with_teacher(ctx, teacher, sources, tokenizers, name, what):
     return pairs
 
 
-def cache_teacher_outputs(config, teacher, pairs, tokenizers):
+def cache_teacher_outputs(config, teacher, pairs, tokenizers, run_dir=None):
     """The teacher's top-k logits on every training pair, once for all epochs
-    (`distillation.teacher_top_k`; tf_distill.teacher_cache)."""
-    from tf_distill.teacher_cache import teacher_top_k
+    (`distillation.teacher_top_k`; tf_distill.teacher_cache): arrays in memory, or, for
+    pairs in shards (data.streaming), shards in the run directory holding the pairs and
+    the teacher's outputs (resumable)."""
+    from tf_distill.teacher_cache import teacher_top_k, teacher_top_k_shards
 
     d, t = config.distillation, config.training
     _LOG.info(
         f"teacher: top {d.teacher_top_k} tokens on {len(pairs)} training pairs, once for all epochs"
     )
+    if isinstance(pairs, ShardedExamples):
+        return teacher_top_k_shards(
+            teacher,
+            pairs,
+            run_dir.shards_dir("teacher_top_k"),
+            d.teacher_top_k,
+            temperature=d.temperature,
+            batch_size=d.teacher_batch_size,
+        )
     return teacher_top_k(
         teacher,
         pairs,

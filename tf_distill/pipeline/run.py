@@ -129,9 +129,16 @@ def _run_stages(ctx):
 
     data = stage("data", data_stages.prepare_data, config)
     tokenizers = stage(
-        "tokenizer", data_stages.prepare_tokenizers, config, data.splits.train, run_dir, ctx.resume
+        "tokenizer",
+        data_stages.prepare_tokenizers,
+        config,
+        data.tokenizer_pairs,
+        run_dir,
+        ctx.resume,
     )
-    datasets = stage("datasets", data_stages.make_datasets, config, data.splits, tokenizers)
+    datasets = stage(
+        "datasets", data_stages.make_datasets, config, data.splits, tokenizers, run_dir, ctx.resume
+    )
     valid_bleu = functools.partial(
         data_stages.bleu_of, sentences=datasets.valid_set, tokenizers=tokenizers, config=config
     )
@@ -145,9 +152,11 @@ def _run_stages(ctx):
         valid_bleu=valid_bleu,
     )
     if d.baseline:
-        trained["baseline"] = stage("baseline", train, "baseline", pairs=data.splits.train)
+        trained["baseline"] = stage("baseline", train, "baseline", pairs=datasets.train_split)
 
-    student_pairs = list(data.splits.train)
+    student_pairs = datasets.train_split  # a list, or shards when streamed
+    if isinstance(student_pairs, list):
+        student_pairs = list(student_pairs)  # a copy: a transfer set may join it
     translate = functools.partial(
         model_stages.translate_with_teacher, ctx, teachers.teacher, tokenizers=tokenizers
     )
@@ -182,6 +191,7 @@ def _run_stages(ctx):
             teachers.teacher,
             student_pairs,
             tokenizers,
+            run_dir,
         )
     trained["student"] = stage(
         "student", train, "student", pairs=student_pairs, teacher=teachers.teacher, cache=cache
