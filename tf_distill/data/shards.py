@@ -302,9 +302,13 @@ def _truncation_stats(records):
         width = max(len(r[key]) for r in records)
         return sum(np.pad(np.asarray(r[key]), (0, width - len(r[key]))) for r in records)
 
-    def percentile_99(histogram):
+    def percentile_99(histogram):  # np.percentile's (linear) of the lengths it counts
         cumulative = np.cumsum(histogram)
-        return int(np.searchsorted(cumulative, 0.99 * cumulative[-1]))
+        position = 0.99 * (cumulative[-1] - 1)
+        low = int(np.floor(position))
+        below, above = (np.searchsorted(cumulative, i, side="right") for i in (low, low + 1))
+        above = min(above, len(histogram) - 1)
+        return int(below + (position - low) * (above - below))
 
     keeps = max(percentile_99(total("source_lengths")), percentile_99(total("target_lengths")))
     cut = sum(r["cut"] for r in records)
