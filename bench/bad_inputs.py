@@ -156,6 +156,12 @@ def cases(work):
         None,
     )
     yield (
+        "data.streaming with sequence-level KD",
+        [*train, "--config", cfg("s.json", with_("data", streaming=True)),
+         "--set", "distillation.sequence_level=true"],
+        None,
+    )  # fmt: skip
+    yield (
         "classify: no such model",
         ["-m", "tf_distill", "classify", "--model", str(work / "none"), "hello"],
         None,

@@ -87,3 +87,35 @@ def test_mixed_precision_bench_runs(tmp_path):
     }
     assert all(r["ms_per_step"] > 0 for r in rows)
     assert all(r["speedup_vs_float32"] == 1.0 for r in rows if r["policy"] == "float32")
+
+
+@pytest.mark.slow
+def test_corpus_scale_bench_measures_both_data_paths(tmp_path):
+    output = tmp_path / "scale.json"
+    config = os.path.join(REPO_ROOT, "tests", "configs", "pipeline_tiny.json")
+    run_bench("corpus_scale.py", output, "--config", config, "--sizes", "6000",
+              "--work", str(tmp_path / "work"))  # fmt: skip
+    results = {r["mode"]: r for r in json.loads(output.read_text())["results"]}
+    assert set(results) == {"baseline", "streaming", "memory"}
+    for mode in ("streaming", "memory"):
+        r = results[mode]
+        # One pass over the training batches holds every training pair once; the splits
+        # keep 2,000 + 2,000 pairs aside (about, when split by hash).
+        assert r["examples_in_one_pass"] == r["train_pairs"]
+        assert abs(r["train_pairs"] - 2000) < 300
+        assert r["peak_rss_mib"] >= results["baseline"]["peak_rss_mib"] * 0.9
+    assert (tmp_path / "work" / "pairs_6000.tsv").read_text().count("\n") == 6000
+
+
+@pytest.mark.slow
+def test_distributed_throughput_bench_runs_one_and_two_workers(tmp_path):
+    output = tmp_path / "dist.json"
+    config = os.path.join(REPO_ROOT, "tests", "configs", "pipeline_tiny.json")
+    run_bench("distributed_throughput.py", output, "--config", config, "--steps", "2",
+              "--warmup", "1", "--repeats", "1", "--length", "8")  # fmt: skip
+    report = json.loads(output.read_text())
+    medians = report["median_tokens_per_second"]
+    assert len(medians) == 3 and all(v > 0 for v in medians.values())
+    assert report["ratio_2_workers_vs_1_worker_1_thread"] == pytest.approx(
+        medians["2 workers, 1 thread each"] / medians["1 worker, 1 thread"]
+    )
