@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_distill.decoding import checks
+from tf_distill.decoding import lean as lean_loop
 from tf_distill.decoding.beam import beam_loop
 from tf_distill.decoding.greedy import greedy_loop
 from tf_distill.errors import TFDistillWarning
@@ -216,7 +217,7 @@ def translate_texts(
 
 
 def make_translate_function(
-    model, max_length, start_id=2, end_id=3, pad_id=0, beam_size=1, length_penalty=0.6
+    model, max_length, start_id=2, end_id=3, pad_id=0, beam_size=1, length_penalty=0.6, lean=False
 ):
     """Returns a `tf.function` (B, S) int32 source ids -> (B, max_length) int32 greedy ids
     (with `beam_size` > 1: the best beam-search hypothesis, as `beam_search` gives it; the
@@ -242,8 +243,14 @@ def make_translate_function(
     ...     [translate.get_concrete_function()], holder)
     >>> converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     >>> tflite_bytes = converter.convert()
+
+    With `lean=True` a greedy function runs `tf_distill.decoding.lean.lean_greedy_loop`
+    instead: the same decode up to float rounding, written with about half the TFLite ops
+    per generated token (what the export uses; a model it does not support, such as a
+    mixed-precision one, falls back to the standard loop).
     """
     parts = [checks.check_model(model, max_length, start_id, end_id, pad_id)]
+    use_lean = lean and beam_size == 1 and lean_loop.supports_lean_loop(parts[0])
     checks.check_positive_int("beam_size", beam_size)
     alpha = float(length_penalty)
 
@@ -254,6 +261,10 @@ def make_translate_function(
                 parts, encoder_token_ids, max_length, beam_size, alpha, start_id, end_id, pad_id
             )
             return out[0] if isinstance(out, tuple) else out
+        if use_lean:
+            return lean_loop.lean_greedy_loop(
+                parts[0], encoder_token_ids, max_length, start_id, end_id, pad_id
+            )
         return greedy_loop(parts, encoder_token_ids, max_length, start_id, end_id, pad_id, True)
 
     return translate

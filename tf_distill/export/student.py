@@ -184,8 +184,10 @@ def export_student(
     return metadata
 
 
-def _signatures_module(model, max_length, special, beam_size=None, length_penalty=0.6):
-    translate = decoding.make_translate_function(model, max_length, **special)
+def _signatures_module(model, max_length, special, beam_size=None, length_penalty=0.6, lean=True):
+    # The lean loop: the same greedy decode with about half the TFLite ops per token
+    # (tf_distill.decoding.lean); the parity checks hold it to the Keras decode.
+    translate = decoding.make_translate_function(model, max_length, lean=lean, **special)
 
     @tf.function(
         input_signature=[

@@ -1,0 +1,210 @@
+"""A lean greedy loop for export: the same decoder, weights and arithmetic as the Keras
+layers, written for the per-token cost of a TFLite interpreter.
+
+The Keras layers run on (B, t, D) sequences with dynamic shapes, so one step of the
+standard loop converts to about 160 TFLite ops for a 1-layer decoder, most of them shape
+bookkeeping (SHAPE, GATHER, REDUCE_PROD, PACK, RESHAPE around every Dense), transposes of
+the key/value cache and the masked-softmax guards. On a phone-sized student the step is
+op overhead, not arithmetic (docs/BENCHMARKS.md, "Where the time goes"). This loop takes
+one token per row, so every tensor of the step is (B, D) or (B, N, 1, H):
+
+- dense layers are plain matrix products on (B, D) (one FULLY_CONNECTED each, no
+  reshapes); the attention scale is folded into the query weights where that is exact;
+- each layer's self-attention keys and values live in (B, N, T, H) tensors, the layout
+  the attention products read, written with one broadcast SELECT per step;
+- masks are additive (0 or -1e9), built once per step (self-attention) or per call
+  (source padding), so a softmax needs one ADD before it;
+- the pad token is forbidden by the output layer's bias instead of a SELECT.
+
+The encoder and the cross-attention keys and values run once per call through the Keras
+layers themselves. The result is the Keras greedy decode up to float rounding; the export
+checks that its fp32 files match `greedy_decode` sentence by sentence.
+
+Legend: B batch, S source length, T `max_length`, D model width, N heads, H head size,
+V target vocabulary.
+"""
+
+import math
+
+import tensorflow as tf
+
+from tf_distill.decoding import steps
+
+_NEG = steps.NEG
+
+
+def supports_lean_loop(parts):
+    """True when `parts` can run in the lean loop: float32 weights and compute, the
+    LayerNorms with their scale and offset (what `build_transformer` makes)."""
+    decoder = parts.decoder
+    if decoder.compute_dtype != "float32":
+        return False
+    norms = [decoder.final_norm] if decoder.final_norm is not None else []
+    for layer in decoder.transformer_layers:
+        norms += [layer.self_attention_norm, layer.cross_attention_norm, layer.feed_forward_norm]
+    return all(n.center and n.scale for n in norms)
+
+
+def _layer_norm(norm, x):
+    """LayerNorm over the last axis of (B, D), as `keras.layers.LayerNormalization`."""
+    mean = tf.reduce_mean(x, axis=-1, keepdims=True)
+    centred = x - mean
+    variance = tf.reduce_mean(tf.square(centred), axis=-1, keepdims=True)
+    return centred * (tf.math.rsqrt(variance + norm.epsilon) * norm.gamma) + norm.beta
+
+
+def _dense(layer, x):
+    """A Keras Dense or EinsumDense ("abc,cde->abde" / "abcd,cde->abe") on (B, D_in)."""
+    y = tf.matmul(x, tf.reshape(layer.kernel, (x.shape[-1], -1)))
+    if layer.bias is not None:
+        y = y + tf.reshape(layer.bias, (-1,))
+    return y
+
+
+def _query(attention, x):
+    """The query projection times 1 / sqrt(H), as Keras computes it. When the scale is a
+    power of two (H = 4, 16, 64, ...) it is folded into the kernel and bias, which is exact
+    in floating point and keeps the kernel on the same int8 grid; otherwise it stays a
+    multiplication after the projection."""
+    scale = 1.0 / math.sqrt(attention.key_dim)
+    dense = attention.query_dense
+    if math.log2(scale) != round(math.log2(scale)):
+        return _dense(dense, x) * scale
+    y = tf.matmul(x, tf.reshape(dense.kernel, (x.shape[-1], -1)) * scale)
+    if dense.bias is not None:
+        y = y + tf.reshape(dense.bias, (-1,)) * scale
+    return y
+
+
+def _heads(x, attention):
+    """(B, N * H) -> (B, N, 1, H)."""
+    return tf.reshape(x, (-1, attention.num_heads, 1, attention.key_dim))
+
+
+def _attend(attention, query, keys, values, bias):
+    """(B, N, 1, H) query over (B, N, K, H) keys/values with an additive mask -> (B, D)."""
+    scores = tf.matmul(query, keys, transpose_b=True) + bias  # (B, N, 1, K)
+    context = tf.matmul(tf.nn.softmax(scores, axis=-1), values)  # (B, N, 1, H)
+    context = tf.reshape(context, (-1, attention.num_heads * attention.value_dim))
+    return _dense(attention.output_dense, context)
+
+
+class _SelfAttentionStep:
+    """One layer's cached self-attention for one token: writes the token's key and value
+    into slot `step` of the (B, N, T, H) caches (`write`: (1, 1, T, 1) bool) and attends
+    over the visible slots (`visible`: (1, 1, 1, T) additive mask). The written caches
+    are left in `written`."""
+
+    def __init__(self, attention, caches):
+        self.attention = attention
+        self.caches = caches
+        self.written = ()
+
+    def __call__(self, y, write, visible):
+        attention = self.attention
+        key = _heads(_dense(attention.key_dense, y), attention)
+        value = _heads(_dense(attention.value_dense, y), attention)
+        keys = tf.where(write, key, self.caches[0])
+        values = tf.where(write, value, self.caches[1])
+        self.written = (keys, values)
+        return _attend(attention, _heads(_query(attention, y), attention), keys, values, visible)
+
+
+def _ffn(block, y):
+    """The feed-forward block on (B, D)."""
+    inner = block.inner_dense
+    return _dense(block.output_dense, inner.activation(_dense(inner, y)))
+
+
+def _output_layer(parts, pad_id):
+    """(kernel (D, V) or None with `tied` (V, D), bias (V,)): the logits' weights, with
+    the pad token's logit pushed to -1e9 by the bias."""
+    vocabulary = parts.decoder_embedding.vocabulary_size
+    forbid = tf.one_hot(pad_id, vocabulary, on_value=_NEG, off_value=0.0)
+    if parts.output_projection is None:
+        return None, parts.decoder_embedding.token_embeddings, forbid
+    projection = parts.output_projection
+    bias = forbid if projection.bias is None else projection.bias + forbid
+    return projection.kernel, None, bias
+
+
+def lean_greedy_loop(parts, source, max_length, start_id, end_id, pad_id):
+    """(B, S) source ids -> (B, T) greedy output ids, as `greedy_loop` for one model."""
+    source = tf.cast(source, tf.int32)
+    batch = tf.shape(source)[0]
+    encoder_out, source_mask = steps.encode(parts, source)
+    decoder = parts.decoder
+    layers = decoder.transformer_layers
+    embedding = parts.decoder_embedding
+    width = int(embedding.hidden_dim)
+    pre_norm = decoder.final_norm is not None
+
+    # Per call: the cross-attention keys and values in (B, N, S, H), the source mask as an
+    # additive (B, 1, 1, S) bias. A row of pads only (no source) attends to nothing, as in
+    # Keras: its values are zeroed so the context is 0. (Reshapes, not [:, None]: TFLite
+    # has no builtin for a strided slice that adds axes.)
+    has_source = tf.reshape(tf.cast(tf.reduce_any(source_mask, axis=1), tf.float32), (-1, 1, 1, 1))
+    cross = []
+    for layer in layers:
+        attention = layer.cross_attention
+        keys = tf.transpose(attention.key_dense(encoder_out), [0, 2, 1, 3])
+        values = tf.transpose(attention.value_dense(encoder_out), [0, 2, 1, 3]) * has_source
+        cross.append((keys, values))
+    cross_bias = tf.reshape(tf.where(source_mask, 0.0, _NEG), (batch, 1, 1, -1))  # (B, 1, 1, S)
+
+    kernel, tied, logit_bias = _output_layer(parts, pad_id)
+    token_scale = tf.constant(math.sqrt(width), tf.float32)
+    slots = tf.range(max_length)  # (T,)
+    head = width // layers[0].self_attention.num_heads
+    empty = tf.zeros(
+        tf.stack([batch, layers[0].self_attention.num_heads, max_length, head]), tf.float32
+    )
+
+    def residual(x, norm, block):
+        if pre_norm:
+            return x + block(_layer_norm(norm, x))
+        return _layer_norm(norm, x + block(x))
+
+    def body(step, token_ids, finished, last, caches):
+        x = tf.gather(embedding.token_embeddings, last) * token_scale  # (B, D)
+        x = x + tf.gather(embedding.position_embeddings, step)
+        visible = tf.reshape(tf.where(slots <= step, 0.0, _NEG), (1, 1, 1, max_length))
+        write = tf.reshape(tf.equal(slots, step), (1, 1, max_length, 1))
+        new_caches = []
+        for i, layer in enumerate(layers):
+            self_block = _SelfAttentionStep(layer.self_attention, caches[2 * i : 2 * i + 2])
+            x = residual(x, layer.self_attention_norm, lambda y, b=self_block: b(y, write, visible))
+            new_caches.extend(self_block.written)
+            keys, values = cross[i]
+            x = residual(
+                x,
+                layer.cross_attention_norm,
+                lambda y, a=layer.cross_attention, k=keys, v=values: _attend(
+                    a, _heads(_query(a, y), a), k, v, cross_bias
+                ),
+            )
+            x = residual(x, layer.feed_forward_norm, lambda y, f=layer.feed_forward: _ffn(f, y))
+        if pre_norm:
+            x = _layer_norm(decoder.final_norm, x)
+        if tied is not None:
+            logits = tf.matmul(x, tied, transpose_b=True) + logit_bias
+        else:
+            logits = tf.matmul(x, kernel) + logit_bias  # (B, V)
+        token = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        token = tf.where(finished, tf.constant(pad_id, tf.int32), token)  # (B,)
+        written = tf.reshape(tf.equal(slots, step), (1, max_length))
+        token_ids = tf.where(written, tf.reshape(token, (-1, 1)), token_ids)
+        finished = tf.logical_or(finished, tf.equal(token, end_id))
+        return step + 1, token_ids, finished, token, tuple(new_caches)
+
+    def cond(step, token_ids, finished, last, caches):
+        return tf.logical_and(step < max_length, tf.logical_not(tf.reduce_all(finished)))
+
+    initial = (
+        tf.constant(0),
+        tf.fill(tf.stack([batch, max_length]), pad_id),
+        tf.zeros(tf.stack([batch]), tf.bool),
+        tf.fill(tf.stack([batch]), start_id),
+        tuple(empty for _ in range(2 * len(layers))),
+    )
+    return tf.while_loop(cond, body, initial)[1]
