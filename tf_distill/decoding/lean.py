@@ -9,7 +9,7 @@ op overhead, not arithmetic (docs/BENCHMARKS.md, "Where the time goes"). This lo
 one token per row, so every tensor of the step is (B, D) or (B, N, 1, H):
 
 - dense layers are plain matrix products on (B, D) (one FULLY_CONNECTED each, no
-  reshapes); the attention scale is folded into the query weights where that is exact;
+  reshapes);
 - each layer's self-attention keys and values live in (B, N, T, H) tensors, the layout
   the attention products read, written with one broadcast SELECT per step;
 - masks are additive (0 or -1e9), built once per step (self-attention) or per call
@@ -61,29 +61,20 @@ def _dense(layer, x):
     return y
 
 
-def _query(attention, x):
-    """The query projection times 1 / sqrt(H), as Keras computes it. When the scale is a
-    power of two (H = 4, 16, 64, ...) it is folded into the kernel and bias, which is exact
-    in floating point and keeps the kernel on the same int8 grid; otherwise it stays a
-    multiplication after the projection."""
-    scale = 1.0 / math.sqrt(attention.key_dim)
-    dense = attention.query_dense
-    if math.log2(scale) != round(math.log2(scale)):
-        return _dense(dense, x) * scale
-    y = tf.matmul(x, tf.reshape(dense.kernel, (x.shape[-1], -1)) * scale)
-    if dense.bias is not None:
-        y = y + tf.reshape(dense.bias, (-1,)) * scale
-    return y
-
-
 def _heads(x, attention):
     """(B, N * H) -> (B, N, 1, H)."""
     return tf.reshape(x, (-1, attention.num_heads, 1, attention.key_dim))
 
 
 def _attend(attention, query, keys, values, bias):
-    """(B, N, 1, H) query over (B, N, K, H) keys/values with an additive mask -> (B, D)."""
-    scores = tf.matmul(query, keys, transpose_b=True) + bias  # (B, N, 1, K)
+    """(B, N, 1, H) query over (B, N, K, H) keys/values with an additive mask -> (B, D).
+
+    The 1 / sqrt(H) scale multiplies the scores, not the query as in Keras (equal up to
+    rounding; exactly equal when H is a power of 4): the converter folds a scale on the
+    query into the query kernel, and an int8 file would then store another kernel than
+    the Keras model's, which `round_to_int8_grid` relies on."""
+    scale = 1.0 / math.sqrt(attention.key_dim)
+    scores = tf.matmul(query, keys, transpose_b=True) * scale + bias  # (B, N, 1, K)
     context = tf.matmul(tf.nn.softmax(scores, axis=-1), values)  # (B, N, 1, H)
     context = tf.reshape(context, (-1, attention.num_heads * attention.value_dim))
     return _dense(attention.output_dense, context)
@@ -107,7 +98,9 @@ class _SelfAttentionStep:
         keys = tf.where(write, key, self.caches[0])
         values = tf.where(write, value, self.caches[1])
         self.written = (keys, values)
-        return _attend(attention, _heads(_query(attention, y), attention), keys, values, visible)
+        return _attend(
+            attention, _heads(_dense(attention.query_dense, y), attention), keys, values, visible
+        )
 
 
 def _ffn(block, y):
@@ -180,7 +173,7 @@ def lean_greedy_loop(parts, source, max_length, start_id, end_id, pad_id):
                 x,
                 layer.cross_attention_norm,
                 lambda y, a=layer.cross_attention, k=keys, v=values: _attend(
-                    a, _heads(_query(a, y), a), k, v, cross_bias
+                    a, _heads(_dense(a.query_dense, y), a), k, v, cross_bias
                 ),
             )
             x = residual(x, layer.feed_forward_norm, lambda y, f=layer.feed_forward: _ffn(f, y))
