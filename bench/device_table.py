@@ -63,36 +63,55 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--output", default=None, help="write the figures as JSON here")
+    parser.add_argument(
+        "--standard-loop",
+        action="store_true",
+        help="also measure teacher fp32 and student fp32 / int8 converted with the standard "
+        "decode loop (the Keras layers' step) instead of the lean one, in the same rounds",
+    )
     return parser.parse_args(argv)
 
 
-def teacher_files(run_dir, metadata, directory):
+def teacher_files(run_dir, metadata, directory, lean=True):
     """The teacher as TFLite fp32 files, greedy and beam, converted as the export does."""
-    import tensorflow as tf
-
     import tf_distill
-    from tf_distill.export import _signatures_module, convert_tflite
 
     teacher = tf_distill.load_model(run_dir / "teacher.keras")
+    files = converted_files(teacher, "teacher", ("fp32",), metadata, directory, lean)
+    return teacher, files
+
+
+def converted_files(model, name, precisions, metadata, directory, lean=True):
+    """`model` converted with the export's code and settings: {(name, precision,
+    signature): path}. `lean=False`: with the standard decode loop (the Keras layers'
+    step) instead of `tf_distill.decoding.lean`, for the before / after comparison."""
+    import tensorflow as tf
+
+    from tf_distill.export import _signatures_module, convert_tflite
+
     beam = metadata.get("beam_size")
     module = _signatures_module(
-        teacher,
+        model,
         metadata["max_decode_length"],
         metadata["special_token_ids"],
         beam,
         metadata.get("length_penalty", 0.6),
+        lean=lean,
     )
     signatures = {"translate": module.translate}
     if beam:
         signatures["translate_beam"] = module.translate_beam
-    saved = directory / "teacher_saved_model"
+    tag = f"{name}{'' if lean else '_standard'}"
+    saved = directory / f"{tag}_saved_model"
     tf.saved_model.save(module, str(saved), signatures=signatures)
     files = {}
-    for signature in signatures:
-        path = directory / f"teacher_fp32{'_beam' if signature != 'translate' else ''}.tflite"
-        path.write_bytes(convert_tflite(str(saved), "tflite_fp32", signature))
-        files[("teacher", "fp32", signature)] = path
-    return teacher, files
+    for precision in precisions:
+        for signature in signatures:
+            suffix = "_beam" if signature != "translate" else ""
+            path = directory / f"{tag}_{precision}{suffix}.tflite"
+            path.write_bytes(convert_tflite(str(saved), f"tflite_{precision}", signature))
+            files[(name if lean else f"{name} (standard loop)", precision, signature)] = path
+    return files
 
 
 def keras_figures(models, rows, metadata):
@@ -151,6 +170,14 @@ def run(args):
             path = export / f"student_{precision}{suffix}.tflite"
             if path.is_file():
                 files[("student", precision, signature)] = path
+    if args.standard_loop:
+        import tf_distill
+
+        files.update(converted_files(teacher, "teacher", ("fp32",), metadata, work, False))
+        student_model = tf_distill.load_model(export / "student.keras")
+        files.update(
+            converted_files(student_model, "student", ("fp32", "int8"), metadata, work, False)
+        )
     end_id = str(metadata["special_token_ids"]["end_id"])
     measured = {key: [] for key in files}
     for _ in range(args.repeats):
@@ -186,14 +213,14 @@ def run(args):
         table.append({"model": model, "format": "keras", "decoding": mode, **figures})
     by = {(r["model"], r["format"], r["decoding"]): r for r in table}
     ratios = {}
-    for mode in ("greedy", "beam"):
-        teacher_ms = by.get(("teacher", "tflite fp32", mode), {}).get("ms_per_sentence")
-        for precision in ("fp32", "fp16", "int8"):
-            row = by.get(("student", f"tflite {precision}", mode))
-            if row and teacher_ms:
-                ratios[f"{precision}_{mode}_speedup_vs_teacher_fp32"] = round(
-                    teacher_ms / row["ms_per_sentence"], 2
-                )
+    for loop in ("", " (standard loop)"):
+        for mode in ("greedy", "beam"):
+            teacher_ms = by.get((f"teacher{loop}", "tflite fp32", mode), {}).get("ms_per_sentence")
+            for precision in ("fp32", "fp16", "int8"):
+                row = by.get((f"student{loop}", f"tflite {precision}", mode))
+                if row and teacher_ms:
+                    key = f"{precision}_{mode}_speedup_vs_teacher_fp32{loop.replace(' ', '_')}"
+                    ratios[key] = round(teacher_ms / row["ms_per_sentence"], 2)
     import tensorflow as tf
 
     return {

@@ -502,3 +502,15 @@ def test_lean_translate_falls_back_for_a_mixed_precision_model():
     source = sources(24, 40)
     got = make_translate_function(mixed, T, lean=True)(source).numpy()
     np.testing.assert_array_equal(got, greedy_decode(mixed, source, T))
+
+
+@pytest.mark.parametrize("which", ["untied", "tied"])
+def test_lean_beam_translate_equals_beam_search(models, which):
+    """The beam loop with the lean steps gives the Keras beam search's hypotheses."""
+    model = models[which]
+    vocabulary = model.get_layer("decoder_embedding").vocabulary_size
+    translate = make_translate_function(model, T, beam_size=3, length_penalty=0.6, lean=True)
+    source = sources(25, vocabulary)
+    source[-1] = PAD
+    expected = beam_search(model, source, T, 3, 0.6)
+    np.testing.assert_array_equal(translate(source).numpy(), expected)

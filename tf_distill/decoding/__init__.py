@@ -244,13 +244,13 @@ def make_translate_function(
     >>> converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     >>> tflite_bytes = converter.convert()
 
-    With `lean=True` a greedy function runs `tf_distill.decoding.lean.lean_greedy_loop`
-    instead: the same decode up to float rounding, written with about half the TFLite ops
-    per generated token (what the export uses; a model it does not support, such as a
+    With `lean=True` the steps run through `tf_distill.decoding.lean` instead: the same
+    decode up to float rounding, written with about half the TFLite ops per generated
+    token (what the export uses, greedy and beam; a model it does not support, such as a
     mixed-precision one, falls back to the standard loop).
     """
     parts = [checks.check_model(model, max_length, start_id, end_id, pad_id)]
-    use_lean = lean and beam_size == 1 and lean_loop.supports_lean_loop(parts[0])
+    use_lean = lean and lean_loop.supports_lean_loop(parts[0])
     checks.check_positive_int("beam_size", beam_size)
     alpha = float(length_penalty)
 
@@ -258,7 +258,15 @@ def make_translate_function(
     def translate(encoder_token_ids):
         if beam_size > 1:
             out = beam_loop(
-                parts, encoder_token_ids, max_length, beam_size, alpha, start_id, end_id, pad_id
+                parts,
+                encoder_token_ids,
+                max_length,
+                beam_size,
+                alpha,
+                start_id,
+                end_id,
+                pad_id,
+                lean=use_lean,
             )
             return out[0] if isinstance(out, tuple) else out
         if use_lean:

@@ -9,6 +9,7 @@ import collections
 
 import tensorflow as tf
 
+from tf_distill.decoding import lean as lean_lib
 from tf_distill.decoding import steps
 
 NEG = steps.NEG
@@ -28,9 +29,12 @@ BeamState = collections.namedtuple(
 )
 
 
-def beam_loop(members, source, max_length, beam_size, alpha, start_id, end_id, pad_id):
+def beam_loop(members, source, max_length, beam_size, alpha, start_id, end_id, pad_id, lean=False):
     """(B, S) source ids -> the best hypothesis per input, int32 (B, T), and its score,
-    float32 (B,), as `tf_distill.decoding.beam_search` defines them."""
+    float32 (B,), as `tf_distill.decoding.beam_search` defines them.
+
+    `lean`: one model's steps run through `tf_distill.decoding.lean.LeanDecoder` (the same
+    scores up to float rounding, about half the TFLite ops per step; for export)."""
     source = tf.cast(source, tf.int32)
     k = beam_size
     batch = tf.shape(source)[0]
@@ -39,10 +43,14 @@ def beam_loop(members, source, max_length, beam_size, alpha, start_id, end_id, p
         (tf.repeat(out, k, axis=0), tf.repeat(mask, k, axis=0))  # (B * K, S, D), (B * K, S)
         for out, mask in (steps.encode(p, source) for p in members)
     ]
-    cross_caches = [
-        p.decoder.compute_cross_attention_cache(out)
-        for p, (out, _) in zip(members, encoded, strict=True)
-    ]
+    if lean:
+        (member,) = members
+        decoder = lean_lib.LeanDecoder(member, *encoded[0], max_length, pad_id)
+    else:
+        cross_caches = [
+            p.decoder.compute_cross_attention_cache(out)
+            for p, (out, _) in zip(members, encoded, strict=True)
+        ]
     vocabulary_size = members[0].decoder_embedding.vocabulary_size
     positions = tf.range(max_length)  # (T,)
     rank_in_top_k = tf.range(2 * k) < k  # (2K,)
@@ -50,10 +58,14 @@ def beam_loop(members, source, max_length, beam_size, alpha, start_id, end_id, p
 
     def body(s):  # one loop variable: returns a 1-tuple
         i = s.step
-        logits, cache = steps.members_step(
-            members, tf.reshape(s.last, [-1, 1]), i, encoded, s.cache, cross_caches
-        )  # (B * K, V)
-        log_p = tf.nn.log_softmax(steps.forbid_pad(logits, pad_id))
+        if lean:  # the pad token is forbidden by the logits' bias
+            logits, cache = decoder.step(tf.reshape(s.last, [-1]), i, s.cache)  # (B * K, V)
+        else:
+            logits, cache = steps.members_step(
+                members, tf.reshape(s.last, [-1, 1]), i, encoded, s.cache, cross_caches
+            )
+            logits = steps.forbid_pad(logits, pad_id)
+        log_p = tf.nn.log_softmax(logits)
         log_p = tf.reshape(log_p, [batch, k, vocabulary_size])  # (B, K, V)
         flat = tf.reshape(s.alive_log_p[:, :, tf.newaxis] + log_p, [batch, k * vocabulary_size])
         # 2K candidates: at most K of them end (one per beam), so K always live on.
@@ -104,7 +116,11 @@ def beam_loop(members, source, max_length, beam_size, alpha, start_id, end_id, p
         alive_ids=tf.fill(tf.stack([batch, k, max_length]), pad_id),
         alive_log_p=tf.tile(first[tf.newaxis], tf.stack([batch, 1])),
         last=tf.fill(tf.stack([batch, k]), start_id),
-        cache=steps.empty_caches(members, batch * k, max_length),
+        cache=(
+            decoder.empty_caches(batch * k)
+            if lean
+            else steps.empty_caches(members, batch * k, max_length)
+        ),
         finished_ids=tf.fill(tf.stack([batch, k, max_length]), pad_id),
         finished_scores=tf.fill(tf.stack([batch, k]), NEG),
         done=tf.zeros(tf.stack([batch]), tf.bool),

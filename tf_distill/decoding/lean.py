@@ -121,74 +121,100 @@ def _output_layer(parts, pad_id):
     return projection.kernel, None, bias
 
 
+class LeanDecoder:
+    """The decoder of one model, one token per row, for `lean_greedy_loop` and the beam
+    loop (`beam_loop(..., lean=True)`).
+
+    Built once per call from the encoder output (R, S, D) and source mask (R, S) of the R
+    rows it decodes: the cross-attention keys and values in (R, N, S, H) and the source
+    mask as an additive (R, 1, 1, S) bias. A row of pads only (no source) attends to
+    nothing, as in Keras: its values are zeroed so the context is 0. (Reshapes, not
+    [:, None], everywhere: TFLite has no builtin for a strided slice that adds axes.)
+    """
+
+    def __init__(self, parts, encoder_out, source_mask, max_length, pad_id):
+        self.parts = parts
+        self.layers = parts.decoder.transformer_layers
+        self.embedding = parts.decoder_embedding
+        self.final_norm = parts.decoder.final_norm
+        self.pre_norm = self.final_norm is not None
+        self.max_length = max_length
+        has_source = tf.cast(tf.reduce_any(source_mask, axis=1), tf.float32)
+        has_source = tf.reshape(has_source, (-1, 1, 1, 1))
+        self.cross = []
+        for layer in self.layers:
+            attention = layer.cross_attention
+            keys = tf.transpose(attention.key_dense(encoder_out), [0, 2, 1, 3])
+            values = tf.transpose(attention.value_dense(encoder_out), [0, 2, 1, 3])
+            self.cross.append((keys, values * has_source))
+        rows = tf.shape(source_mask)[0]
+        self.cross_bias = tf.reshape(tf.where(source_mask, 0.0, _NEG), (rows, 1, 1, -1))
+        self.kernel, self.tied, self.logit_bias = _output_layer(parts, pad_id)
+        self.token_scale = tf.constant(math.sqrt(int(self.embedding.hidden_dim)), tf.float32)
+        self.slots = tf.range(max_length)  # (T,)
+
+    def empty_caches(self, rows):
+        """Zeros for each layer's keys and values: a tuple of 2L tensors (R, N, T, H)."""
+        attention = self.layers[0].self_attention
+        shape = tf.stack([rows, attention.num_heads, self.max_length, attention.key_dim])
+        return tuple(tf.zeros(shape, tf.float32) for _ in range(2 * len(self.layers)))
+
+    def _residual(self, x, norm, block):
+        if self.pre_norm:
+            return x + block(_layer_norm(norm, x))
+        return _layer_norm(norm, x + block(x))
+
+    def step(self, last, step, caches):
+        """(R,) tokens at position `step` -> float32 (R, V) logits (pad at about -1e9) and
+        the caches with this position written."""
+        x = tf.gather(self.embedding.token_embeddings, last) * self.token_scale  # (R, D)
+        x = x + tf.gather(self.embedding.position_embeddings, step)
+        length = self.max_length
+        visible = tf.reshape(tf.where(self.slots <= step, 0.0, _NEG), (1, 1, 1, length))
+        write = tf.reshape(tf.equal(self.slots, step), (1, 1, length, 1))
+        new_caches = []
+        for i, layer in enumerate(self.layers):
+            self_block = _SelfAttentionStep(layer.self_attention, caches[2 * i : 2 * i + 2])
+            x = self._residual(
+                x, layer.self_attention_norm, lambda y, b=self_block: b(y, write, visible)
+            )
+            new_caches.extend(self_block.written)
+            keys, values = self.cross[i]
+            x = self._residual(
+                x,
+                layer.cross_attention_norm,
+                lambda y, a=layer.cross_attention, k=keys, v=values: _attend(
+                    a, _heads(_dense(a.query_dense, y), a), k, v, self.cross_bias
+                ),
+            )
+            x = self._residual(
+                x, layer.feed_forward_norm, lambda y, f=layer.feed_forward: _ffn(f, y)
+            )
+        if self.pre_norm:
+            x = _layer_norm(self.final_norm, x)
+        if self.tied is not None:
+            logits = tf.matmul(x, self.tied, transpose_b=True)
+        else:
+            logits = tf.matmul(x, self.kernel)
+        return logits + self.logit_bias, tuple(new_caches)
+
+
 def lean_greedy_loop(parts, source, max_length, start_id, end_id, pad_id):
     """(B, S) source ids -> (B, T) greedy output ids, as `greedy_loop` for one model."""
     source = tf.cast(source, tf.int32)
     batch = tf.shape(source)[0]
     encoder_out, source_mask = steps.encode(parts, source)
-    decoder = parts.decoder
-    layers = decoder.transformer_layers
-    embedding = parts.decoder_embedding
-    width = int(embedding.hidden_dim)
-    pre_norm = decoder.final_norm is not None
-
-    # Per call: the cross-attention keys and values in (B, N, S, H), the source mask as an
-    # additive (B, 1, 1, S) bias. A row of pads only (no source) attends to nothing, as in
-    # Keras: its values are zeroed so the context is 0. (Reshapes, not [:, None]: TFLite
-    # has no builtin for a strided slice that adds axes.)
-    has_source = tf.reshape(tf.cast(tf.reduce_any(source_mask, axis=1), tf.float32), (-1, 1, 1, 1))
-    cross = []
-    for layer in layers:
-        attention = layer.cross_attention
-        keys = tf.transpose(attention.key_dense(encoder_out), [0, 2, 1, 3])
-        values = tf.transpose(attention.value_dense(encoder_out), [0, 2, 1, 3]) * has_source
-        cross.append((keys, values))
-    cross_bias = tf.reshape(tf.where(source_mask, 0.0, _NEG), (batch, 1, 1, -1))  # (B, 1, 1, S)
-
-    kernel, tied, logit_bias = _output_layer(parts, pad_id)
-    token_scale = tf.constant(math.sqrt(width), tf.float32)
-    slots = tf.range(max_length)  # (T,)
-    head = width // layers[0].self_attention.num_heads
-    empty = tf.zeros(
-        tf.stack([batch, layers[0].self_attention.num_heads, max_length, head]), tf.float32
-    )
-
-    def residual(x, norm, block):
-        if pre_norm:
-            return x + block(_layer_norm(norm, x))
-        return _layer_norm(norm, x + block(x))
+    decoder = LeanDecoder(parts, encoder_out, source_mask, max_length, pad_id)
+    slots = decoder.slots
 
     def body(step, token_ids, finished, last, caches):
-        x = tf.gather(embedding.token_embeddings, last) * token_scale  # (B, D)
-        x = x + tf.gather(embedding.position_embeddings, step)
-        visible = tf.reshape(tf.where(slots <= step, 0.0, _NEG), (1, 1, 1, max_length))
-        write = tf.reshape(tf.equal(slots, step), (1, 1, max_length, 1))
-        new_caches = []
-        for i, layer in enumerate(layers):
-            self_block = _SelfAttentionStep(layer.self_attention, caches[2 * i : 2 * i + 2])
-            x = residual(x, layer.self_attention_norm, lambda y, b=self_block: b(y, write, visible))
-            new_caches.extend(self_block.written)
-            keys, values = cross[i]
-            x = residual(
-                x,
-                layer.cross_attention_norm,
-                lambda y, a=layer.cross_attention, k=keys, v=values: _attend(
-                    a, _heads(_dense(a.query_dense, y), a), k, v, cross_bias
-                ),
-            )
-            x = residual(x, layer.feed_forward_norm, lambda y, f=layer.feed_forward: _ffn(f, y))
-        if pre_norm:
-            x = _layer_norm(decoder.final_norm, x)
-        if tied is not None:
-            logits = tf.matmul(x, tied, transpose_b=True) + logit_bias
-        else:
-            logits = tf.matmul(x, kernel) + logit_bias  # (B, V)
+        logits, caches = decoder.step(last, step, caches)  # (B, V)
         token = tf.argmax(logits, axis=-1, output_type=tf.int32)
         token = tf.where(finished, tf.constant(pad_id, tf.int32), token)  # (B,)
         written = tf.reshape(tf.equal(slots, step), (1, max_length))
         token_ids = tf.where(written, tf.reshape(token, (-1, 1)), token_ids)
         finished = tf.logical_or(finished, tf.equal(token, end_id))
-        return step + 1, token_ids, finished, token, tuple(new_caches)
+        return step + 1, token_ids, finished, token, caches
 
     def cond(step, token_ids, finished, last, caches):
         return tf.logical_and(step < max_length, tf.logical_not(tf.reduce_all(finished)))
@@ -198,6 +224,6 @@ def lean_greedy_loop(parts, source, max_length, start_id, end_id, pad_id):
         tf.fill(tf.stack([batch, max_length]), pad_id),
         tf.zeros(tf.stack([batch]), tf.bool),
         tf.fill(tf.stack([batch]), start_id),
-        tuple(empty for _ in range(2 * len(layers))),
+        decoder.empty_caches(batch),
     )
     return tf.while_loop(cond, body, initial)[1]

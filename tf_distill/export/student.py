@@ -215,7 +215,12 @@ def _signatures_module(model, max_length, special, beam_size=None, length_penalt
     module.translate = translate_signature
     if beam_size:
         beam = decoding.make_translate_function(
-            model, max_length, beam_size=beam_size, length_penalty=length_penalty, **special
+            model,
+            max_length,
+            beam_size=beam_size,
+            length_penalty=length_penalty,
+            lean=lean,
+            **special,
         )
 
         @tf.function(input_signature=[tf.TensorSpec((None, None), tf.int32, "encoder_token_ids")])
