@@ -119,3 +119,17 @@ def test_distributed_throughput_bench_runs_one_and_two_workers(tmp_path):
     assert report["ratio_2_workers_vs_1_worker_1_thread"] == pytest.approx(
         medians["2 workers, 1 thread each"] / medians["1 worker, 1 thread"]
     )
+
+
+def test_decode_ops_counts_fewer_loop_ops_for_the_lean_loop(tmp_path):
+    """bench/decode_ops.py on tiny.json's student: both loops convert and run, and the lean
+    loop's body has fewer than half the standard one's ops."""
+    output = tmp_path / "ops.json"
+    run_bench(
+        "decode_ops.py", output, "--config", "configs/tiny.json", "--roles", "student",
+        "--precisions", "fp32", "--max-length", "8", "--sentences", "2", "--repeats", "1",
+    )  # fmt: skip
+    rows = {r["loop"]: r for r in json.loads(output.read_text())["results"]}
+    assert set(rows) == {"standard", "lean"}
+    assert rows["lean"]["loop_body_ops"] < 0.5 * rows["standard"]["loop_body_ops"]
+    assert all(r["us_per_token"] > 0 for r in rows.values())
