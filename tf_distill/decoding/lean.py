@@ -1,8 +1,8 @@
-"""A lean greedy loop for export: the same decoder, weights and arithmetic as the Keras
-layers, written for the per-token cost of a TFLite interpreter.
+"""Lean decoder steps for export (greedy and beam): the same decoder, weights and
+arithmetic as the Keras layers, written for the per-token cost of a TFLite interpreter.
 
 The Keras layers run on (B, t, D) sequences with dynamic shapes, so one step of the
-standard loop converts to about 160 TFLite ops for a 1-layer decoder, most of them shape
+standard loop converts to 166 TFLite ops for small.json's 1-layer decoder (81 here), most of them shape
 bookkeeping (SHAPE, GATHER, REDUCE_PROD, PACK, RESHAPE around every Dense), transposes of
 the key/value cache and the masked-softmax guards. On a phone-sized student the step is
 op overhead, not arithmetic (docs/BENCHMARKS.md, "Where the time goes"). This loop takes
@@ -17,8 +17,8 @@ one token per row, so every tensor of the step is (B, D) or (B, N, 1, H):
 - the pad token is forbidden by the output layer's bias instead of a SELECT.
 
 The encoder and the cross-attention keys and values run once per call through the Keras
-layers themselves. The result is the Keras greedy decode up to float rounding; the export
-checks that its fp32 files match `greedy_decode` sentence by sentence.
+layers themselves. The result is the Keras decode up to float rounding; the export checks
+that its fp32 files match `greedy_decode` (and `beam_search`) sentence by sentence.
 
 Legend: B batch, S source length, T `max_length`, D model width, N heads, H head size,
 V target vocabulary.
