@@ -4,9 +4,9 @@ arithmetic as the Keras layers, written for the per-token cost of a TFLite inter
 The Keras layers run on (B, t, D) sequences with dynamic shapes, so one step of the
 standard loop converts to 166 TFLite ops for small.json's 1-layer decoder (81 here), most
 of them shape bookkeeping (SHAPE, GATHER, REDUCE_PROD, PACK, RESHAPE around every Dense),
-transposes of the key/value cache and the masked-softmax guards. On a phone-sized student the step is
-op overhead, not arithmetic (docs/BENCHMARKS.md, "Where the time goes"). This loop takes
-one token per row, so every tensor of the step is (B, D) or (B, N, 1, H):
+transposes of the key/value cache and the masked-softmax guards. On a phone-sized student
+the step is op overhead, not arithmetic (docs/BENCHMARKS.md, "Where the time goes"). This
+loop takes one token per row, so every tensor of the step is (B, D) or (B, N, 1, H):
 
 - dense layers are plain matrix products on (B, D) (one FULLY_CONNECTED each, no
   reshapes);
