@@ -61,9 +61,9 @@ def _dense(layer, x):
     return y
 
 
-def _heads(x, attention):
-    """(B, N * H) -> (B, N, 1, H)."""
-    return tf.reshape(x, (-1, attention.num_heads, 1, attention.key_dim))
+def _heads(x, attention, size):
+    """(B, N * size) -> (B, N, 1, size)."""
+    return tf.reshape(x, (-1, attention.num_heads, 1, size))
 
 
 def _attend(attention, query, keys, values, bias):
@@ -80,27 +80,22 @@ def _attend(attention, query, keys, values, bias):
     return _dense(attention.output_dense, context)
 
 
-class _SelfAttentionStep:
+def _self_attention(attention, y, caches, write, visible):
     """One layer's cached self-attention for one token: writes the token's key and value
     into slot `step` of the (B, N, T, H) caches (`write`: (1, 1, T, 1) bool) and attends
-    over the visible slots (`visible`: (1, 1, 1, T) additive mask). The written caches
-    are left in `written`."""
+    over the visible slots (`visible`: (1, 1, 1, T) additive mask). Returns the output
+    and the written keys and values."""
+    key = _heads(_dense(attention.key_dense, y), attention, attention.key_dim)
+    value = _heads(_dense(attention.value_dense, y), attention, attention.value_dim)
+    keys = tf.where(write, key, caches[0])
+    values = tf.where(write, value, caches[1])
+    query = _heads(_dense(attention.query_dense, y), attention, attention.key_dim)
+    return _attend(attention, query, keys, values, visible), keys, values
 
-    def __init__(self, attention, caches):
-        self.attention = attention
-        self.caches = caches
-        self.written = ()
 
-    def __call__(self, y, write, visible):
-        attention = self.attention
-        key = _heads(_dense(attention.key_dense, y), attention)
-        value = _heads(_dense(attention.value_dense, y), attention)
-        keys = tf.where(write, key, self.caches[0])
-        values = tf.where(write, value, self.caches[1])
-        self.written = (keys, values)
-        return _attend(
-            attention, _heads(_dense(attention.query_dense, y), attention), keys, values, visible
-        )
+def _cross_attention(attention, y, keys, values, bias):
+    query = _heads(_dense(attention.query_dense, y), attention, attention.key_dim)
+    return _attend(attention, query, keys, values, bias)
 
 
 def _ffn(block, y):
@@ -133,7 +128,6 @@ class LeanDecoder:
     """
 
     def __init__(self, parts, encoder_out, source_mask, max_length, pad_id):
-        self.parts = parts
         self.layers = parts.decoder.transformer_layers
         self.embedding = parts.decoder_embedding
         self.final_norm = parts.decoder.final_norm
@@ -160,9 +154,17 @@ class LeanDecoder:
         return tuple(tf.zeros(shape, tf.float32) for _ in range(2 * len(self.layers)))
 
     def _residual(self, x, norm, block):
-        if self.pre_norm:
-            return x + block(_layer_norm(norm, x))
-        return _layer_norm(norm, x + block(x))
+        """x + block(norm(x)) (pre-norm) or norm(x + block(x)) (post-norm); a block that
+        returns a tuple passes the rest (the written caches) through, as the Keras layers'
+        `_residual` does."""
+        out = block(_layer_norm(norm, x) if self.pre_norm else x)
+        extra = ()
+        if isinstance(out, tuple):
+            out, extra = out[0], out[1:]
+        out = x + out
+        if not self.pre_norm:
+            out = _layer_norm(norm, out)
+        return (out, *extra) if extra else out
 
     def step(self, last, step, caches):
         """(R,) tokens at position `step` -> float32 (R, V) logits (pad at about -1e9) and
@@ -174,17 +176,19 @@ class LeanDecoder:
         write = tf.reshape(tf.equal(self.slots, step), (1, 1, length, 1))
         new_caches = []
         for i, layer in enumerate(self.layers):
-            self_block = _SelfAttentionStep(layer.self_attention, caches[2 * i : 2 * i + 2])
-            x = self._residual(
-                x, layer.self_attention_norm, lambda y, b=self_block: b(y, write, visible)
+            x, keys, values = self._residual(
+                x,
+                layer.self_attention_norm,
+                lambda y, a=layer.self_attention, c=caches[2 * i : 2 * i + 2]: _self_attention(
+                    a, y, c, write, visible
+                ),
             )
-            new_caches.extend(self_block.written)
-            keys, values = self.cross[i]
+            new_caches += [keys, values]
             x = self._residual(
                 x,
                 layer.cross_attention_norm,
-                lambda y, a=layer.cross_attention, k=keys, v=values: _attend(
-                    a, _heads(_dense(a.query_dense, y), a), k, v, self.cross_bias
+                lambda y, a=layer.cross_attention, kv=self.cross[i]: _cross_attention(
+                    a, y, *kv, self.cross_bias
                 ),
             )
             x = self._residual(

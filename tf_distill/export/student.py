@@ -185,8 +185,8 @@ def export_student(
 
 
 def _signatures_module(model, max_length, special, beam_size=None, length_penalty=0.6, lean=True):
-    # The lean loop: the same greedy decode with about half the TFLite ops per token
-    # (tf_distill.decoding.lean); the parity checks hold it to the Keras decode.
+    # The lean steps (tf_distill.decoding.lean), greedy and beam: the same decode with
+    # about half the TFLite ops per token; the parity checks hold it to the Keras decode.
     translate = decoding.make_translate_function(model, max_length, lean=lean, **special)
 
     @tf.function(
