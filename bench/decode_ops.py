@@ -2,24 +2,27 @@
 models with random weights: the lean loop (tf_distill.decoding.lean) against the standard
 one (the Keras layers' step), at any vocabulary size.
 
-Each model is built from the config's teacher / student section (random weights, no
-training), exported through the export's own `_signatures_module` and `convert_tflite`,
-and run by the LiteRT interpreter on one thread over `--sentences` random sources, one
-per call, `--repeats` rounds. Random weights rarely produce the end token, so most calls
-decode the full `--max-length` tokens; the figure is the median time per generated token
-(encoder and call overhead included, spread over the tokens).
+Each model is the pipeline's own teacher / student of the config
+(`model_stages.build_model`, float32, random weights, no training), exported through the
+export's own `_signatures_module` and `convert_tflite`, and run by the LiteRT interpreter
+on one thread over `--sentences` random sources, one per call, `--repeats` rounds.
+Random weights rarely produce the end token, so most calls decode the full `--max-length`
+tokens; the figure is the median time per generated token (encoder and call overhead
+included, spread over the tokens).
 
     python bench/decode_ops.py --config configs/small.json
     python bench/decode_ops.py --config configs/small.json --roles student --vocabulary 500
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+import types
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,14 +43,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def loop_body_ops(content):
-    """Operator count of the largest subgraph after the main one (the WHILE body)."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    model = schema.Model.GetRootAsModel(bytearray(content), 0)
-    return max(model.Subgraphs(i).OperatorsLength() for i in range(1, model.SubgraphsLength()))
-
-
 def per_token_us(content, rows, end_id, repeats):
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
@@ -66,17 +61,24 @@ def per_token_us(content, rows, end_id, repeats):
 
 
 def main(argv=None):
+    import keras
     import numpy as np
     import tensorflow as tf
 
     from tf_distill.config import load as load_config
     from tf_distill.export.student import _signatures_module
-    from tf_distill.models import build_transformer
-    from tf_distill.tflite import convert_tflite
+    from tf_distill.pipeline import model_stages
+    from tf_distill.tflite import convert_tflite, loop_body_op_count
 
     args = parse_args(argv)
     config = load_config(args.config)
     vocabulary = args.vocabulary or config.tokenizer.vocabulary_size
+    sizes = types.SimpleNamespace(vocabulary_size=vocabulary)
+    tokenizers = types.SimpleNamespace(source=sizes, target=sizes)
+    # Float32, as the export converts every model (the config may train in mixed precision).
+    config = dataclasses.replace(
+        config, training=dataclasses.replace(config.training, mixed_precision="float32")
+    )
     special = {"start_id": 2, "end_id": 3, "pad_id": 0}
     rng = np.random.default_rng(0)
     lengths = rng.integers(5, 15, args.sentences)
@@ -86,23 +88,8 @@ def main(argv=None):
     print("| model | loop | format | loop body ops | us / generated token | bytes |")
     print("|---|---|---|---:|---:|---:|")
     for role in args.roles:
-        m = getattr(config, role)
-        model = build_transformer(
-            vocabulary_size=vocabulary,
-            max_sequence_length=max(args.max_length, 15) + 1,  # sources: 5-14 tokens
-            num_layers=m.num_layers,
-            num_heads=m.num_heads,
-            hidden_dim=m.hidden_dim,
-            intermediate_dim=m.intermediate_dim,
-            dropout=0.0,
-            num_encoder_layers=m.num_encoder_layers,
-            num_decoder_layers=m.num_decoder_layers,
-            tie_embeddings=m.tie_embeddings,
-            position_embedding=m.position_embedding,
-            normalize_first=m.normalize_first,
-            seed=1,
-            name=role,
-        )
+        keras.utils.set_random_seed(1)
+        model = model_stages.build_model(config, role, tokenizers)  # the pipeline's own
         for loop in args.loops:
             module = _signatures_module(model, args.max_length, special, lean=loop == "lean")
             saved = os.path.join(work, f"{role}_{loop}")
@@ -113,7 +100,7 @@ def main(argv=None):
                     "model": role,
                     "loop": loop,
                     "format": f"tflite {precision}",
-                    "loop_body_ops": loop_body_ops(content),
+                    "loop_body_ops": loop_body_op_count(content),
                     "us_per_token": round(per_token_us(content, rows, 3, args.repeats), 1),
                     "bytes": len(content),
                 }

@@ -14,6 +14,7 @@ from tf_distill.decoding import (
     truncate_after_end,
 )
 from tf_distill.models import build_classifier, build_transformer
+from tf_distill.tflite import loop_body_op_count
 
 START, END, PAD = 2, 3, 0
 T = 10  # max_length used throughout, so each model traces each decoder once
@@ -443,14 +444,6 @@ def test_translate_texts_equals_decoding_each_sentence_alone(model):
     assert cut[0] == tokenizer.detokenize(np.asarray(expected))[0]
 
 
-def _largest_loop_body(flatbuffer):
-    """Operator count of the largest subgraph after the main one (the decode loop's body)."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    model = schema.Model.GetRootAsModel(bytearray(flatbuffer), 0)
-    return max(model.Subgraphs(i).OperatorsLength() for i in range(1, model.SubgraphsLength()))
-
-
 def _tflite_translate(model, lean):
     holder = tf.Module()
     holder.weights = [weight.value for weight in model.weights]
@@ -485,7 +478,7 @@ def test_lean_translate_converts_to_builtin_tflite_with_half_the_loop_ops(model)
     # The cache is written with a broadcast SELECT, not transposes around a scatter.
     assert "WHILE" in builtins and "SCATTER_ND" not in builtins and "TRANSPOSE" in builtins
     # 2 decoder layers: the standard body has 325 ops here, the lean one 135.
-    assert _largest_loop_body(lean) < 0.5 * _largest_loop_body(standard)
+    assert loop_body_op_count(lean) < 0.5 * loop_body_op_count(standard)
     runner = Interpreter(model_content=lean).get_signature_runner()
     for source in (sources(22, 40), sources(23, 40, batch=2, length=5)):
         (got,) = runner(encoder_token_ids=source).values()

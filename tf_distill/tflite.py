@@ -110,6 +110,15 @@ def tflite_op_names(content):
     return sorted(names)
 
 
+def loop_body_op_count(content):
+    """Operator count of the largest subgraph after the main one: in a `translate` file,
+    the decode loop's WHILE body (what one generated token costs in ops)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(bytearray(content), 0)
+    return max(model.Subgraphs(i).OperatorsLength() for i in range(1, model.SubgraphsLength()))
+
+
 def builtin_names():
     """Names of every builtin TFLite operator (what a stock runtime has kernels for)."""
     from tensorflow.lite.python import schema_py_generated as schema
