@@ -170,14 +170,12 @@ def run(args):
             path = export / f"student_{precision}{suffix}.tflite"
             if path.is_file():
                 files[("student", precision, signature)] = path
-    if args.standard_loop:
-        import tf_distill
+    import tf_distill
 
+    student = tf_distill.load_model(export / "student.keras")
+    if args.standard_loop:
         files.update(converted_files(teacher, "teacher", ("fp32",), metadata, work, False))
-        student_model = tf_distill.load_model(export / "student.keras")
-        files.update(
-            converted_files(student_model, "student", ("fp32", "int8"), metadata, work, False)
-        )
+        files.update(converted_files(student, "student", ("fp32", "int8"), metadata, work, False))
     end_id = str(metadata["special_token_ids"]["end_id"])
     measured = {key: [] for key in files}
     for _ in range(args.repeats):
@@ -205,9 +203,6 @@ def run(args):
                 "peak_rss_mb": round(statistics.median(r["peak_rss_mb"] for r in runs), 1),
             }
         )
-    import tf_distill
-
-    student = tf_distill.load_model(export / "student.keras")
     keras_rows = keras_figures({"teacher": teacher, "student": student}, rows, metadata)
     for (model, _, mode), figures in keras_rows.items():
         table.append({"model": model, "format": "keras", "decoding": mode, **figures})
