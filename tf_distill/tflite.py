@@ -119,6 +119,15 @@ def loop_body_op_count(content):
     return max(model.Subgraphs(i).OperatorsLength() for i in range(1, model.SubgraphsLength()))
 
 
+def main_graph_op_count(content):
+    """Operator count of a `.tflite` file's main subgraph: in a `translate` file, what
+    runs once per call (the encoder, the cross-attention keys and values, the loop's
+    set-up)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    return schema.Model.GetRootAsModel(bytearray(content), 0).Subgraphs(0).OperatorsLength()
+
+
 def builtin_names():
     """Names of every builtin TFLite operator (what a stock runtime has kernels for)."""
     from tensorflow.lite.python import schema_py_generated as schema

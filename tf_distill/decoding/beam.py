@@ -39,14 +39,15 @@ def beam_loop(members, source, max_length, beam_size, alpha, start_id, end_id, p
     k = beam_size
     batch = tf.shape(source)[0]
     # Row b * K + j of the tiled tensors belongs to beam j of input b.
-    encoded = [
-        (tf.repeat(out, k, axis=0), tf.repeat(mask, k, axis=0))  # (B * K, S, D), (B * K, S)
-        for out, mask in (steps.encode(p, source) for p in members)
-    ]
     if lean:
         (member,) = members
-        decoder = lean_lib.LeanDecoder(member, *encoded[0], max_length, pad_id)
+        encoded = lean_lib.encode(member, source)
+        decoder = lean_lib.LeanDecoder(member, encoded, max_length, pad_id, repeat=k)
     else:
+        encoded = [
+            (tf.repeat(out, k, axis=0), tf.repeat(mask, k, axis=0))  # (B * K, S, D), (B * K, S)
+            for out, mask in (steps.encode(p, source) for p in members)
+        ]
         cross_caches = [
             p.decoder.compute_cross_attention_cache(out)
             for p, (out, _) in zip(members, encoded, strict=True)
