@@ -696,6 +696,20 @@ def test_device_table_bench_measures_every_file_and_the_teacher_in_tflite(tiny_r
             )
 
 
+def test_decode_whatif_bench_converts_the_rewritten_student_steps(tiny_run, tmp_path):
+    """bench/decode_whatif.py on the tiny run: every case converts and runs; without its
+    self-attention the student's loop body has fewer ops than with an SSRU, which has
+    fewer than the attention it replaces."""
+    out, _ = tiny_run
+    report, result = run_bench("decode_whatif.py", out, tmp_path / "whatif.json", sentences=2)
+    rows = report["rows"]
+    assert set(rows) == {"teacher", "student attention", "student ssru", "student none"}
+    ops = {label: row["loop_body_ops"] for label, row in rows.items()}
+    assert ops["student none"] < ops["student ssru"] < ops["student attention"]
+    longest = json.loads((out / "export" / "export.json").read_text())["max_decode_length"]
+    assert 1 <= report["tokens"]["student"] <= longest and "| student | ssru |" in result.stdout
+
+
 def test_truncated_student_and_non_utf8_stdin_are_one_line_errors(tiny_run, tmp_path):
     import shutil
 
