@@ -43,14 +43,23 @@ def parse_args(argv=None):
     parser.add_argument("--sentences", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=9, help="rounds over the files")
     parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["ssru", "none"],
+        help="the student's rewritten steps: ssru or none, each optionally +rms and "
+        "+vocab/N (e.g. ssru+rms+vocab/1000)",
+    )
     parser.add_argument("--output", default=None, help="write the figures as JSON here")
     return parser.parse_args(argv)
 
 
 @contextlib.contextmanager
 def rewritten_step(mode):
-    """`LeanDecoder`'s step and caches as `mode` ("ssru" or "none") has them, for the
-    duration of the block (None: unchanged)."""
+    """`LeanDecoder`'s step and caches as `mode` has them, for the duration of the block
+    (None: unchanged). `mode`: "ssru" or "none" (the self-attention block), optionally
+    with "+rms" (each LayerNorm of the step an RMSNorm: no mean, no offset) and
+    "+vocab/N" (the output layer and ARG_MAX over the first N tokens only)."""
     import tensorflow as tf
 
     from tf_distill.decoding import lean
@@ -58,6 +67,23 @@ def rewritten_step(mode):
     if mode is None:
         yield
         return
+    attention_mode, *extras = mode.split("+")
+    rms = "rms" in extras
+    vocabulary = next((int(e.split("/")[1]) for e in extras if e.startswith("vocab/")), None)
+
+    def norm(layer_norm, x):
+        if not rms:
+            return lean._layer_norm(layer_norm, x)
+        mean_square = tf.reduce_mean(tf.square(x), axis=-1, keepdims=True)
+        return x * (tf.math.rsqrt(mean_square + layer_norm.epsilon) * layer_norm.gamma)
+
+    def residual(self, x, layer_norm, block):
+        out = block(norm(layer_norm, x) if self.pre_norm else x)
+        extra = ()
+        if isinstance(out, tuple):
+            out, extra = out[0], out[1:]
+        out = x + out if self.pre_norm else norm(layer_norm, x + out)
+        return (out, *extra) if extra else out
 
     def empty_caches(self, rows):
         width = int(self.embedding.hidden_dim)
@@ -73,7 +99,7 @@ def rewritten_step(mode):
         x = x + tf.gather(self.embedding.position_embeddings, step)
         new_caches = list(caches)
         for i, layer in enumerate(self.layers):
-            if mode == "ssru":
+            if attention_mode == "ssru":
                 x, *new_caches[2 * i : 2 * i + 2] = self._residual(
                     x,
                     layer.self_attention_norm,
@@ -90,19 +116,24 @@ def rewritten_step(mode):
                 x, layer.feed_forward_norm, lambda y, f=layer.feed_forward: lean._ffn(f, y)
             )
         if self.pre_norm:
-            x = lean._layer_norm(self.final_norm, x)
+            x = norm(self.final_norm, x)
         if self.tied is not None:
-            logits = tf.matmul(x, self.tied, transpose_b=True)
+            logits = tf.matmul(x, self.tied[:vocabulary], transpose_b=True)
         else:
-            logits = tf.matmul(x, self.kernel)
-        return logits + self.logit_bias, tuple(new_caches)
+            logits = tf.matmul(x, self.kernel[:, :vocabulary])
+        return logits + self.logit_bias[:vocabulary], tuple(new_caches)
 
-    saved = lean.LeanDecoder.step, lean.LeanDecoder.empty_caches
+    saved = lean.LeanDecoder.step, lean.LeanDecoder.empty_caches, lean.LeanDecoder._residual
     lean.LeanDecoder.step, lean.LeanDecoder.empty_caches = step, empty_caches
+    lean.LeanDecoder._residual = residual
     try:
         yield
     finally:
-        lean.LeanDecoder.step, lean.LeanDecoder.empty_caches = saved
+        (
+            lean.LeanDecoder.step,
+            lean.LeanDecoder.empty_caches,
+            lean.LeanDecoder._residual,
+        ) = saved
 
 
 def converted(model, name, precision, metadata, directory, max_length, end_id):
@@ -174,7 +205,7 @@ def main(argv=None):
     vocabulary = int(teacher.get_layer("decoder_embedding").vocabulary_size)
     never = vocabulary - 1  # an end token the models are not asked to stop at
     cases = [("teacher", teacher, "fp32", None)] + [
-        (f"student {m or 'attention'}", student, "int8", m) for m in (None, "ssru", "none")
+        (f"student {m or 'attention'}", student, "int8", m) for m in [None, *args.modes]
     ]
     files = {}
     for label, model, precision, mode in cases:

@@ -657,11 +657,11 @@ def test_tatoeba_config_runs_on_another_language_pair(tmp_path):
     assert (run_dir / "export" / "student_int8.tflite").stat().st_size > 0
 
 
-def run_bench(script, run_dir, output, sentences):
+def run_bench(script, run_dir, output, sentences, *args):
     """Runs `bench/<script>` on a run directory (one repeat); its JSON report and process."""
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / script), "--run-dir", str(run_dir)]
-        + ["--sentences", str(sentences), "--repeats", "1", "--output", str(output)],
+        + ["--sentences", str(sentences), "--repeats", "1", "--output", str(output), *args],
         capture_output=True,
         text=True,
         timeout=600,
@@ -706,6 +706,12 @@ def test_decode_whatif_bench_converts_the_rewritten_student_steps(tiny_run, tmp_
     assert set(rows) == {"teacher", "student attention", "student ssru", "student none"}
     ops = {label: row["loop_body_ops"] for label, row in rows.items()}
     assert ops["student none"] < ops["student ssru"] < ops["student attention"]
+    # RMSNorm: no mean, no centring, no offset.
+    modes = ["ssru", "ssru+rms", "ssru+rms+vocab/50"]
+    report, _ = run_bench("decode_whatif.py", out, tmp_path / "w2.json", 1, "--modes", *modes)
+    ops = {label: row["loop_body_ops"] for label, row in report["rows"].items()}
+    assert ops["student ssru+rms"] < ops["student ssru"]
+    assert ops["student ssru+rms+vocab/50"] <= ops["student ssru+rms"]
     longest = json.loads((out / "export" / "export.json").read_text())["max_decode_length"]
     assert 1 <= report["tokens"]["student"] <= longest and "| student | ssru |" in result.stdout
 
