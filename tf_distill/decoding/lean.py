@@ -12,7 +12,7 @@ loop takes one token per row, so every tensor of the step is (B, D) or (B, N, 1,
   reshapes);
 - each layer's self-attention keys and values live in (B, N, T, H) tensors, the layout
   the attention products read, written in place with one DYNAMIC_UPDATE_SLICE per step
-  (a broadcast SELECT over the whole cache cost about 1 us more per tensor);
+  (cheaper than the broadcast SELECT over the whole cache that it replaced);
 - masks are additive (0 or -1e9), built once per step (self-attention) or per call
   (source padding), so a softmax needs one ADD before it;
 - the pad token is forbidden by the output layer's bias instead of a SELECT.
