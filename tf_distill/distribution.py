@@ -93,6 +93,18 @@ def is_chief():
     return task_type == "worker" and index == 0 and not _has_chief()
 
 
+def barrier(strategy):
+    """Returns once every worker of a multi-worker `strategy` has called it (a one-number
+    all-reduce); a no-op for None or a single-machine strategy. Every worker must call it
+    at the same point, as any collective."""
+    import tensorflow as tf
+
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    ones = strategy.run(lambda: tf.ones(()))
+    strategy.reduce(tf.distribute.ReduceOp.SUM, ones, axis=None)
+
+
 def _has_chief():
     cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
     return bool(cluster.get("chief"))

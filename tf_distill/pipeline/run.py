@@ -69,6 +69,8 @@ def run_pipeline(config, resume=False):
         )
     if not distribution.is_chief():
         return _run_as_worker(config, resume, strategy, run_stages)
+    if resume:  # the other workers copy the run directory before the chief writes to it
+        distribution.barrier(strategy)
     distribution.use(strategy)
     try:
         return _run_in(config, resume, run_stages)
@@ -80,7 +82,8 @@ def _run_as_worker(config, resume, strategy, run_stages):
     """A non-chief worker runs every stage like the chief (training needs it at every
     step) but writes to a scratch copy of the run directory, removed at the end; a resumed
     worker starts from a copy of the chief's directory (shared storage), so it restores the
-    checkpoints the chief restores."""
+    checkpoints the chief restores; the chief waits until every worker has made its copy
+    before it writes there."""
     import dataclasses
     import shutil
     import tempfile
@@ -94,7 +97,10 @@ def _run_as_worker(config, resume, strategy, run_stages):
                 f"--resume: this worker cannot see the chief's run directory {chief_dir} "
                 "(it needs storage shared with the chief to restore the same checkpoints)."
             )
-        shutil.copytree(chief_dir, own, ignore=shutil.ignore_patterns(".lock", "*.lock"))
+        try:
+            shutil.copytree(chief_dir, own, ignore=shutil.ignore_patterns(".lock", "*.lock"))
+        finally:  # the chief waits for this copy before it writes (also if it failed)
+            distribution.barrier(strategy)
     _LOG.info(f"worker: not the chief; writing to scratch {own}, removed at the end")
     distribution.use(strategy)
     try:
