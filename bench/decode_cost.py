@@ -67,19 +67,12 @@ def measure(path, rows, end_id, repeats, delegates):
 
 
 def main(argv=None):
-    import numpy as np
-    from device_table import teacher_files
-
-    from tf_distill.data import Tokenizer, generate_corpus
+    from device_table import run_sentences, teacher_files
 
     args = parse_args(argv)
     run_dir = Path(args.run_dir)
     export = run_dir / "export"
-    metadata = json.loads((export / "export.json").read_text())
-    tokenizer = Tokenizer.load(export / "tokenizer", "source")
-    limit = int(metadata["max_sequence_length"]) - 1
-    sources = [s for s, _ in generate_corpus(args.sentences, seed=args.seed)]
-    rows = [np.array(ids[:limit], np.int32) for ids in tokenizer.tokenize(sources)]
+    metadata, rows = run_sentences(run_dir, args.sentences, args.seed)
     _, teacher = teacher_files(run_dir, {**metadata, "beam_size": None}, Path(tempfile.mkdtemp()))
     files = {"teacher fp32": teacher[("teacher", "fp32", "translate")]}
     for precision in ("fp32", "int8"):

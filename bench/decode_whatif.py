@@ -11,8 +11,9 @@ own (B, D) state, f = sigmoid(x Wq), c = f c' + (1 - f) x Wv, out = relu(c) (Kim
 their time is measured.
 
 Each file is converted twice: decoding 1 token (what runs once per call: encoder,
-cross-attention keys and values, loop set-up, one step) and decoding `max_length` tokens
-with the end token disabled. Per generated token = (full - one) / (max_length - 1); the
+cross-attention keys and values, loop set-up, one step) and decoding up to `max_length`
+tokens with the end token replaced by the last token of the vocabulary, which the models
+rarely produce. Per generated token = (long - one) / (tokens the long file made - 1); the
 projected time per sentence = one-token time + (tokens - 1) x per token, with the mean
 number of tokens the real student generates on the same sentences. Timing: LiteRT, one
 thread, batch 1, the sentences one per call, best of 3 per sentence, round-robin over
@@ -51,7 +52,18 @@ def parse_args(argv=None):
         "+vocab/N (e.g. ssru+rms+vocab/1000)",
     )
     parser.add_argument("--output", default=None, help="write the figures as JSON here")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for mode in args.modes:
+        attention, *extras = mode.split("+")
+        if attention not in ("ssru", "none") or not all(
+            e == "rms" or (e.startswith("vocab/") and e[6:].isdigit() and int(e[6:]) > 0)
+            for e in extras
+        ):
+            parser.error(
+                f"--modes {mode!r}: use ssru or none, optionally with +rms and +vocab/N "
+                "(N > 0), e.g. ssru+rms+vocab/1000"
+            )
+    return args
 
 
 @contextlib.contextmanager
@@ -173,31 +185,28 @@ def timings(paths, rows, rounds):
 
 def main(argv=None):
     import numpy as np
+    from device_table import run_sentences
 
     import tf_distill
-    from tf_distill.data import Tokenizer, generate_corpus
     from tf_distill.tflite import loop_body_op_count
 
     args = parse_args(argv)
     run_dir = Path(args.run_dir)
     export = run_dir / "export"
-    metadata = json.loads((export / "export.json").read_text())
-    tokenizer = Tokenizer.load(export / "tokenizer", "source")
-    limit = int(metadata["max_sequence_length"]) - 1
-    sources = [s for s, _ in generate_corpus(args.sentences, seed=args.seed)]
-    rows = [np.array(ids[:limit], np.int32)[None] for ids in tokenizer.tokenize(sources)]
+    metadata, rows = run_sentences(run_dir, args.sentences, args.seed)
+    rows = [row[None] for row in rows]
     special = metadata["special_token_ids"]
     full = int(metadata["max_decode_length"])
     directory = Path(tempfile.mkdtemp())
 
-    def generated(path):  # mean tokens up to and including the end token
+    def generated(path, end_id):  # mean tokens up to and including `end_id`
         from ai_edge_litert.interpreter import Interpreter
 
         runner = Interpreter(model_path=str(path), num_threads=1).get_signature_runner("translate")
         counts = []
         for row in rows:
             ids = list(np.asarray(next(iter(runner(encoder_token_ids=row).values())))[0])
-            counts.append(ids.index(special["end_id"]) + 1 if special["end_id"] in ids else full)
+            counts.append(ids.index(end_id) + 1 if end_id in ids else full)
         return float(np.mean(counts))
 
     teacher = tf_distill.load_model(run_dir / "teacher.keras")
@@ -222,15 +231,18 @@ def main(argv=None):
         ),
         "student": export / "student_int8.tflite",
     }
-    tokens = {name: generated(path) for name, path in real.items()}
+    tokens = {name: generated(path, special["end_id"]) for name, path in real.items()}
     ms = timings(list(files.values()) + list(real.values()), rows, args.repeats)
     report = {"rounds": args.repeats, "sentences": len(rows), "tokens": tokens, "rows": {}}
     for label, _, _, _ in cases:
         one, everything = ms[files[(label, 1)]], ms[files[(label, full)]]
-        per_token = (everything - one) / (full - 1)
+        # A model may still emit `never` (a real token) and stop early: count what it made.
+        made = generated(files[(label, full)], never)
+        per_token = (everything - one) / (made - 1)
         n = tokens["teacher" if label == "teacher" else "student"]
         report["rows"][label] = {
             "loop_body_ops": loop_body_op_count(files[(label, full)].read_bytes()),
+            "long_file_tokens": made,
             "one_token_ms": round(one, 4),
             "per_token_us": round(per_token * 1000, 2),
             "projected_ms": round(one + (n - 1) * per_token, 4),

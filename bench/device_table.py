@@ -72,6 +72,22 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def run_sentences(run_dir, count, seed):
+    """A run's export metadata and the English sides of `generate_corpus(count, seed)`
+    tokenized with its source tokenizer and cut to what the encoder takes: (metadata,
+    list of int32 id arrays)."""
+    import numpy as np
+
+    from tf_distill.data import Tokenizer, generate_corpus
+
+    export = Path(run_dir) / "export"
+    metadata = json.loads((export / "export.json").read_text())
+    tokenizer = Tokenizer.load(export / "tokenizer", "source")
+    limit = int(metadata["max_sequence_length"]) - 1
+    sources = [s for s, _ in generate_corpus(count, seed=seed)]
+    return metadata, [np.array(ids[:limit], np.int32) for ids in tokenizer.tokenize(sources)]
+
+
 def teacher_files(run_dir, metadata, directory, lean=True):
     """The teacher as TFLite fp32 files, greedy and beam, converted as the export does."""
     import tf_distill
@@ -151,16 +167,11 @@ def summarize(calls):
 def run(args):
     import numpy as np
 
-    from tf_distill.data import Tokenizer, generate_corpus
-
     run_dir = Path(args.run_dir)
     export = run_dir / "export"
-    metadata = json.loads((export / "export.json").read_text())
-    tokenizer = Tokenizer.load(export / "tokenizer", "source")
-    limit = int(metadata["max_sequence_length"]) - 1
-    sources = [s for s, _ in generate_corpus(args.sentences, seed=args.seed)]
-    rows = np.empty(len(sources), dtype=object)
-    rows[:] = [np.array(ids[:limit], np.int32) for ids in tokenizer.tokenize(sources)]
+    metadata, token_rows = run_sentences(run_dir, args.sentences, args.seed)
+    rows = np.empty(len(token_rows), dtype=object)
+    rows[:] = token_rows
     work = Path(tempfile.mkdtemp())
     ids_path = work / "ids.npy"
     np.save(ids_path, rows, allow_pickle=True)
@@ -220,7 +231,7 @@ def run(args):
 
     return {
         "run_dir": str(run_dir),
-        "sentences": len(sources),
+        "sentences": len(token_rows),
         "repeats": args.repeats,
         "max_decode_length": metadata["max_decode_length"],
         "beam_size": metadata.get("beam_size"),

@@ -133,3 +133,15 @@ def test_decode_ops_counts_fewer_loop_ops_for_the_lean_loop(tmp_path):
     assert set(rows) == {"standard", "lean"}
     assert rows["lean"]["loop_body_ops"] < 0.5 * rows["standard"]["loop_body_ops"]
     assert all(r["us_per_token"] > 0 for r in rows.values())
+
+
+def test_decode_whatif_refuses_an_unknown_mode_in_one_line():
+    """A misspelt --modes entry must not be measured as something else."""
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, "bench", "decode_whatif.py")]
+        + ["--modes", "ssru+rsm"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "--modes 'ssru+rsm'" in result.stderr
